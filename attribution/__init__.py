@@ -1,0 +1,27 @@
+"""Batched, jitted attribution methods for JAX/Flax image classifiers.
+
+Every method explains the logit of a target class. Methods live one per file in
+`attribution/methods/` and are found by name:
+
+    import attribution
+    attribution.names()  # ["cam", "gradient", "integrated_gradients", ...]
+    maps = attribution.explain("integrated_gradients", model, variables, images, labels)
+"""
+
+from attribution.api import build, build_many, explain, predicted_targets
+from attribution.classifier import Classifier, as_classifier
+from attribution.method import AttributionFn, Method
+from attribution.registry import get, names
+
+__all__ = [
+    "AttributionFn",
+    "Classifier",
+    "Method",
+    "as_classifier",
+    "build",
+    "build_many",
+    "explain",
+    "get",
+    "names",
+    "predicted_targets",
+]
