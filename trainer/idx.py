@@ -51,7 +51,9 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
             "e.g. 0x00000803 for images and 0x00000801 for labels."
         )
     if expected_ndim is not None and ndim != expected_ndim:
-        raise IdxFormatError(f"{path}: header declares {ndim} dimensions, expected {expected_ndim}.")
+        raise IdxFormatError(
+            f"{path}: header declares {ndim} dimensions, expected {expected_ndim}."
+        )
     header_end = 4 + 4 * ndim
     if len(raw) < header_end:
         raise IdxFormatError(f"{path}: truncated inside the header ({len(raw)} bytes).")

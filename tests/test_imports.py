@@ -1,0 +1,16 @@
+"""The core packages import, and train, without TensorFlow."""
+
+import subprocess
+import sys
+
+
+def test_core_packages_do_not_import_tensorflow():
+    code = (
+        "import sys, attribution, callbacks, callbacks.base, trainer, trainer.train, "
+        "trainer.__main__\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras'))\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

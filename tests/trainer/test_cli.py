@@ -1,0 +1,60 @@
+"""The command line fails early, in one line, on bad input, and runs a small config."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def last_line(result):
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--config.num_epochz=3"], "num_epochz"),
+        (["--config.num_epochs=three"], "three"),
+        (["--config.optimizer.learning_rte=0.1"], "learning_rte"),
+    ],
+    ids=["misspelled", "wrong-type", "misspelled-nested"],
+)
+def test_bad_override_one_line_error(args, expected, tmp_path):
+    result = run_cli("--config", "configs/cnn.py:tiny", "--workdir", str(tmp_path), *args)
+    assert result.returncode != 0
+    assert expected in last_line(result)
+    assert "Traceback" not in result.stderr
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_missing_workdir_one_line_error():
+    result = run_cli("--config", "configs/cnn.py:tiny")
+    assert result.returncode != 0
+    assert "workdir" in last_line(result) and "Traceback" not in result.stderr
+
+
+def test_unwritable_workdir_one_line_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_cli("--config", "configs/cnn.py:tiny", "--workdir", str(blocker / "run"))
+    assert result.returncode != 0
+    assert "not writable" in last_line(result) and "Traceback" not in result.stderr
+
+
+def test_runs_a_small_config_with_overrides(tmp_path):
+    result = run_cli("--config", "configs/mlp.py:tiny", "--workdir", str(tmp_path),
+                     "--config.num_epochs=1", "--config.optimizer.learning_rate=0.002")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch 1/1" in result.stderr and "examples/s" in result.stderr
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
