@@ -7,6 +7,7 @@ the explanation does not depend on the labels the model was trained with.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ class Classifier:
         """Returns the predicted class (argmax of the logits) per example, int32 `[N]`."""
         return jnp.argmax(self.logits(variables, images), axis=-1).astype(jnp.int32)
 
-    @property
+    @functools.cached_property
     def num_classes(self) -> int:
         """The number of logits K, found by abstract evaluation (no computation)."""
         return _output_shape(self.apply_fn, self.variables, self.input_shape)[1]
