@@ -10,7 +10,9 @@ A loop (ours in `trainer/`, or a user's own) calls exactly these hooks:
 
 `state` is a `flax.training.train_state.TrainState`, any object with
 `.params`, or a variables dict; `logs` may be None. A callback asks the loop
-to stop by setting `self.stop_training = True`.
+to stop by setting `self.stop_training = True`, and asks for per-batch metrics
+in `on_train_batch_end` by setting `batch_logs = True` (it costs the loop a
+device-to-host copy every step, so it is off by default).
 """
 
 from collections.abc import Iterable, Mapping
@@ -23,6 +25,7 @@ class Callback:
     """Base class: every hook does nothing. Override the ones you need."""
 
     stop_training: bool = False
+    batch_logs: bool = False
 
     def on_train_begin(self, state: Any) -> None:
         pass
@@ -58,11 +61,9 @@ class CallbackList(Callback):
         return any(callback.stop_training for callback in self.callbacks)
 
     @property
-    def wants_batch_logs(self) -> bool:
-        """Whether any callback overrides on_train_batch_end (else the loop may skip it)."""
-        return any(
-            type(c).on_train_batch_end is not Callback.on_train_batch_end for c in self.callbacks
-        )
+    def batch_logs(self) -> bool:
+        """Whether any callback asks for per-batch metrics."""
+        return any(callback.batch_logs for callback in self.callbacks)
 
     def on_train_begin(self, state):
         for callback in self.callbacks:

@@ -106,8 +106,9 @@ def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
             f"batch_size {config.batch_size} exceeds the {len(splits.train_labels)} "
             "training examples."
         )
-    batch_logs = callback_list.wants_batch_logs
+    batch_logs = callback_list.batch_logs
     callback_list.on_train_begin(state)
+    step = start_epoch * steps_per_epoch
     train_start = time.perf_counter()
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
         callback_list.on_epoch_begin(epoch, state)
@@ -118,10 +119,11 @@ def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
             state, batch_metrics = steps.train_step(state, images, labels)
             train_metrics = batch_metrics if train_metrics is None else train_metrics.merge(
                 batch_metrics)
+            step += 1
+            logs = None
             if batch_logs:
-                step = int(state.step)
                 logs = {k: float(v) for k, v in batch_metrics.compute().items()}
-                callback_list.on_train_batch_end(step, state, logs)
+            callback_list.on_train_batch_end(step, state, logs)
         logs = {f"train_{k}": float(v) for k, v in train_metrics.compute().items()}
         train_seconds = time.perf_counter() - epoch_start
         eval_metrics = evaluate(state, splits.eval_images, splits.eval_labels,

@@ -89,6 +89,8 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path):
 
 
 class _Recorder(Callback):
+    batch_logs = True
+
     def __init__(self, stop_after=None):
         self.calls, self.stop_after = [], stop_after
 
