@@ -2,6 +2,12 @@
 
 import ml_collections
 
+# Every registered attribution method but CAM, which needs a global-average-pool head.
+ALL_METHODS = (
+    "gradient,gradient_x_input,integrated_gradients,smoothgrad,deconvnet,guided_backprop,"
+    "grad_cam,guided_grad_cam,occlusion"
+)
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the locked default config; `arg` "tiny" gives the seconds-long variant."""
@@ -26,6 +32,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.momentum = 0.9  # SGD momentum (sgd only).
     config.optimizer.weight_decay = 1e-4  # Decoupled weight decay (adamw only).
 
+    config.attribution = attribution_config(ALL_METHODS)
+
     config.checkpoint_max_to_keep = 2  # Checkpoints kept in WORKDIR/checkpoints; resume: last.
 
     if arg == "tiny":
@@ -36,9 +44,42 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return config
 
 
+def attribution_config(methods: str) -> ml_collections.ConfigDict:
+    """The `attribution` section: what the AttributionCallback explains, and when."""
+    section = ml_collections.ConfigDict()
+    section.enabled = True  # Log attribution maps for the probe digits to TensorBoard.
+    section.methods = methods  # Comma-separated method names (attribution.names()).
+    section.probes_per_class = 2  # Probe digits per class, taken from the eval split.
+    section.probe_indices = ""  # Comma-separated eval indices; overrides probes_per_class.
+    section.every_n_epochs = 1  # Fire after every N-th epoch; 0: never.
+    section.every_n_steps = 0  # Also fire every N optimizer steps (TensorBoard step = step).
+    section.at_start = True  # Fire once before training (epoch 0, the untrained model).
+    section.targets = "label"  # Explain the true "label" or the "predicted" class.
+    section.layer = ""  # Layer for cam / grad_cam / guided_grad_cam; empty: the last conv.
+    section.percentile = 99.0  # Per-map clipping percentile of the colour scale.
+    section.seed = 0  # PRNG seed of SmoothGrad's noise (the same noise every firing).
+    section.options = ml_collections.ConfigDict()  # Per-method options, by method name.
+    section.options.integrated_gradients = ml_collections.ConfigDict()
+    section.options.integrated_gradients.steps = 64  # Riemann steps on the path.
+    section.options.integrated_gradients.baseline = 0.0  # Baseline pixel value (black).
+    section.options.smoothgrad = ml_collections.ConfigDict()
+    section.options.smoothgrad.base = "gradient"  # Method averaged over noisy copies.
+    section.options.smoothgrad.num_samples = 32  # Noisy copies per digit.
+    section.options.smoothgrad.noise_scale = 0.15  # Noise sigma / the input's value range.
+    section.options.smoothgrad.squared = False  # Average squared maps (SmoothGrad-Squared).
+    section.options.occlusion = ml_collections.ConfigDict()
+    section.options.occlusion.window = 4  # Square patch side, pixels.
+    section.options.occlusion.stride = 2  # Patch step, pixels.
+    section.options.occlusion.fill = 0.0  # Value the patch is filled with.
+    return section
+
+
 def apply_tiny(config: ml_collections.ConfigDict) -> None:
     """Shrinks a config to an end-to-end run of a few seconds (tests, smoke checks)."""
     config.num_epochs = 2
     config.data.max_train_examples = 512
     config.data.max_eval_examples = 200
     config.eval_batch_size = 100
+    config.attribution.probes_per_class = 1
+    config.attribution.options.integrated_gradients.steps = 8
+    config.attribution.options.smoothgrad.num_samples = 4

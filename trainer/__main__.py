@@ -17,6 +17,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
+    # Orbax reports every checkpoint step at INFO; keep the console to our progress lines.
+    logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:

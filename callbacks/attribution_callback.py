@@ -1,0 +1,247 @@
+"""AttributionCallback: explain a fixed probe set at every firing and log it to TensorBoard.
+
+Tags written (the interface; see README):
+  attributions/overview               grid: probe digits x (input + each method)
+  attributions/<method>               grid: probe digits x (input, map, overlay)
+  attributions/evolution/<method>     at on_train_end: probe digits x firings
+  attribution_time_ms/<method>        compute time of each method, per firing
+  probes/confidence, probes/accuracy, probes/true_class_probability
+"""
+
+import concurrent.futures
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import attribution
+from attribution import render
+from callbacks.base import Callback, Logs, params_of
+
+TARGETS = ("label", "predicted")
+GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
+# Short column titles: grid cells are narrow.
+_TITLES = {
+    "gradient": "grad", "gradient_x_input": "grad*in", "integrated_gradients": "IG",
+    "smoothgrad": "SmoothGrad", "deconvnet": "deconv", "guided_backprop": "GuidedBP",
+    "cam": "CAM", "grad_cam": "Grad-CAM", "guided_grad_cam": "G.Grad-CAM",
+    "occlusion": "occlusion",
+}
+
+
+def variables_of(state: Any) -> Any:
+    """The variables dict of a TrainState, an object with `.params`, or a variables dict."""
+    if isinstance(state, Mapping) and "params" in state:
+        return state
+    return {"params": params_of(state)}
+
+
+class AttributionCallback(Callback):
+    """Computes attribution maps for fixed probe digits on a schedule and logs them.
+
+    Every method is compiled once, ahead of time, at `on_train_begin` (where a
+    method that does not apply to the model raises ValueError, before any
+    training); firings reuse the compiled code with the current parameters.
+    Each firing copies its results to the host once; rendering and writing then
+    run on a background thread, so training waits only for the compute.
+
+    TensorBoard step: the epoch (epoch 0 = the untrained model), or the global
+    step when `every_n_steps` is set.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        probe_images: np.ndarray,
+        probe_labels: np.ndarray,
+        writer: Any,
+        methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = GRADIENT_FAMILY,
+        every_n_epochs: int = 1,
+        every_n_steps: int = 0,
+        at_start: bool = True,
+        targets: str = "label",
+        percentile: float = 99.0,
+        seed: int = 0,
+        evolution: bool = True,
+    ):
+        """Configures the callback; nothing is compiled until `on_train_begin`.
+
+        Args:
+          model: a flax.linen.Module, or an apply function (variables, images) -> logits.
+          probe_images: float images [P, H, W, C] in [0, 1], the same every firing.
+          probe_labels: int labels [P].
+          writer: anything with CLU's MetricWriter methods (write_images, write_scalars, flush).
+          methods: method names, or a mapping name -> options (see attribution.names()).
+          every_n_epochs: fire after every N-th epoch; 0 never.
+          every_n_steps: also fire after every N-th optimizer step; 0 never.
+          at_start: fire once at on_train_begin, on the untrained model (epoch 0).
+          targets: explain the true "label" or the "predicted" class.
+          percentile: per-map clipping percentile for colour scales.
+          seed: PRNG seed for stochastic methods (the same noise every firing).
+          evolution: at on_train_end, write one image per method with firings as columns.
+        """
+        probe_images = np.asarray(probe_images, np.float32)
+        probe_labels = np.asarray(probe_labels)
+        if probe_images.ndim != 4 or len(probe_images) != len(probe_labels) or not len(
+                probe_labels):
+            raise ValueError(
+                f"probe_images must be [P, H, W, C] and probe_labels [P] with P > 0; got "
+                f"{probe_images.shape} and {probe_labels.shape}."
+            )
+        if targets not in TARGETS:
+            raise ValueError(f"Unknown targets {targets!r}; valid: {', '.join(TARGETS)}.")
+        if every_n_epochs < 0 or every_n_steps < 0:
+            raise ValueError("every_n_epochs and every_n_steps must be >= 0.")
+        if isinstance(methods, str):
+            raise ValueError(f"methods must be a list of names or a mapping; got {methods!r}.")
+        self.methods = (
+            {name: dict(opts) for name, opts in methods.items()}
+            if isinstance(methods, Mapping) else {name: {} for name in methods}
+        )
+        for name, opts in self.methods.items():
+            attribution.get(name).check_options(opts)  # Fails here, before training.
+        self.model = model
+        self.images = probe_images
+        self.labels = probe_labels.astype(np.int32)
+        self.writer = writer
+        self.every_n_epochs = every_n_epochs
+        self.every_n_steps = every_n_steps
+        self.at_start = at_start
+        self.targets = targets
+        self.percentile = percentile
+        self.evolution = evolution
+        self._key = jax.random.key(seed)
+        self._compiled: dict[str, Any] | None = None
+        self._signed: dict[str, bool] = {name: attribution.get(name).signed for name in self.methods}
+        self._history: list[tuple[str, dict[str, np.ndarray]]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="attribution")
+        self._pending: list[concurrent.futures.Future] = []
+        self.last_step = 0
+        self.compile_seconds = 0.0
+        self.timings: list[dict[str, float]] = []
+
+    # Hooks -------------------------------------------------------------------------------------
+
+    def on_train_begin(self, state: Any) -> None:
+        self.compile(variables_of(state))
+        fresh = int(getattr(state, "step", 0)) == 0  # A resumed run has no epoch 0 to show.
+        if self.at_start and fresh:
+            self.fire(0, state)
+
+    def on_train_batch_end(self, step: int, state: Any, logs: Logs = None) -> None:
+        self.last_step = step
+        if self.every_n_steps and step % self.every_n_steps == 0:
+            self.fire(step, state)
+
+    def on_epoch_end(self, epoch: int, state: Any, logs: Logs = None) -> None:
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self.fire(self.last_step if self.every_n_steps else epoch, state)
+
+    def on_train_end(self, state: Any) -> None:
+        self.wait()
+        if self.evolution and self._history:
+            self.writer.write_images(self._history[-1][0], self._evolution_images())
+        self.writer.flush()
+
+    # Work --------------------------------------------------------------------------------------
+
+    def compile(self, variables: Any) -> None:
+        """Builds and compiles every method for the probe batch (once; later calls do nothing)."""
+        if self._compiled is not None:
+            return
+        start = time.perf_counter()
+        shape = self.images.shape[1:]
+        classifier = attribution.as_classifier(self.model, variables, shape)
+        images = jnp.asarray(self.images)
+        targets = jnp.asarray(self.labels)
+        compiled = {}
+        for name, opts in self.methods.items():
+            fn = attribution.build(name, classifier, variables, shape, **opts)
+            compiled[name] = jax.jit(fn).lower(variables, images, targets, self._key).compile()
+
+        def predict(variables, images, labels):
+            probs = jax.nn.softmax(classifier.logits(variables, images))
+            return probs, jnp.argmax(probs, axis=-1).astype(jnp.int32)
+
+        compiled["_predict"] = jax.jit(predict).lower(variables, images, targets).compile()
+        self._compiled = compiled
+        self._images, self._labels = images, targets
+        self.compile_seconds = time.perf_counter() - start
+
+    def fire(self, step: int, state: Any) -> None:
+        """Explains the probe set with the current parameters and logs it at `step`."""
+        self._raise_background_error()
+        variables = variables_of(state)
+        if self._compiled is None:
+            self.compile(variables)
+        probs, predicted = self._compiled["_predict"](variables, self._images, self._labels)
+        targets = self._labels if self.targets == "label" else predicted
+        maps, times = {}, {}
+        for name in self.methods:
+            start = time.perf_counter()
+            maps[name] = self._compiled[name](variables, self._images, targets, self._key)
+            maps[name].block_until_ready()
+            times[name] = 1000.0 * (time.perf_counter() - start)
+        self.timings.append(times)
+        host_maps, host_probs = jax.device_get((maps, probs))  # The one copy per firing.
+        self._pending.append(self._pool.submit(self._render_and_write, step, host_maps,
+                                               np.asarray(host_probs), times))
+
+    def wait(self) -> None:
+        """Blocks until every queued render-and-write is done; re-raises its error."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def _raise_background_error(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        for future in done:
+            self._pending.remove(future)
+            future.result()
+
+    # Rendering (background thread) -------------------------------------------------------------
+
+    def _render_and_write(self, step: int, maps: dict[str, np.ndarray], probs: np.ndarray,
+                          times: dict[str, float]) -> None:
+        predicted = probs.argmax(-1)
+        confidence = probs.max(-1)
+        row_labels = [f"{t}>{p} {c:.2f}" for t, p, c in zip(self.labels, predicted, confidence,
+                                                             strict=True)]
+        digits = render.digit_to_rgb(self.images)
+        colored, overlays = {}, {}
+        for name, m in maps.items():
+            heat, normalized = render.heatmaps(m, "sum" if self._signed[name] else "abs_sum",
+                                               self.percentile)
+            colored[name] = heat
+            overlays[name] = render.overlay(heat, self.images, weights=np.abs(normalized))
+        names = list(maps)
+        overview = np.stack([digits, *(colored[n] for n in names)], axis=1)
+        images = {"attributions/overview": render.grid(
+            overview, row_labels, ["input", *(_TITLES.get(n, n[:10]) for n in names)])}
+        for name in names:
+            cells = np.stack([digits, colored[name], overlays[name]], axis=1)
+            images[f"attributions/{name}"] = render.grid(
+                cells, row_labels, ["input", _TITLES.get(name, name[:10]), "overlay"])
+        self.writer.write_images(step, images)
+        scalars = {f"attribution_time_ms/{name}": t for name, t in times.items()}
+        scalars["probes/confidence"] = float(confidence.mean())
+        scalars["probes/accuracy"] = float((predicted == self.labels).mean())
+        scalars["probes/true_class_probability"] = float(
+            np.take_along_axis(probs, self.labels[:, None], 1).mean())
+        self.writer.write_scalars(step, scalars)
+        if self.evolution:
+            self._history.append((step, colored))
+
+    def _evolution_images(self) -> dict[str, np.ndarray]:
+        unit = "step" if self.every_n_steps else "epoch"
+        col_labels = [f"{unit} {step}" for step, _ in self._history]
+        row_labels = [str(t) for t in self.labels]
+        return {
+            f"attributions/evolution/{name}": render.grid(
+                np.stack([colored[name] for _, colored in self._history], axis=1),
+                row_labels, col_labels)
+            for name in self.methods
+        }

