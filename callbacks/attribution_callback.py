@@ -115,8 +115,8 @@ class AttributionCallback(Callback):
         self.evolution = evolution
         self._key = jax.random.key(seed)
         self._compiled: dict[str, Any] | None = None
-        self._signed: dict[str, bool] = {name: attribution.get(name).signed for name in self.methods}
-        self._history: list[tuple[str, dict[str, np.ndarray]]] = []
+        self._signed = {name: attribution.get(name).signed for name in self.methods}
+        self._history: list[tuple[int, dict[str, np.ndarray]]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="attribution")
         self._pending: list[concurrent.futures.Future] = []
         self.last_step = 0

@@ -21,16 +21,27 @@ def main(argv):
     logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        train.check_workdir(FLAGS.workdir)
-    except ValueError as e:
-        sys.exit(f"Error: {e}")
     logging.info("Config:\n%s", FLAGS.config)
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except train.SetupError as e:
+        sys.exit(f"Error: {' '.join(str(e).split())}")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses flags; a bad flag or config override ends the program with one line, no traceback."""
+    try:
+        return FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        # ml_collections wraps a KeyError in an AttributeError; show the innermost message.
+        while e.args and isinstance(e.args[0], BaseException):
+            e = e.args[0]
+        message = str(e.args[0]) if e.args else str(e)
+        sys.exit(f"Error: bad flag or config override: {' '.join(message.split())}")
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 from absl import logging
 from flax.training import train_state
 
+import attribution
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
 from callbacks.probes import load_or_select_probes
@@ -45,16 +46,27 @@ def evaluate(state: train_state.TrainState, images: np.ndarray, labels: np.ndarr
     return {k: float(v) for k, v in total.compute().items()}
 
 
-def attribution_callback(section: ml_collections.ConfigDict, model, splits: data.MnistSplits,
-                         workdir: str, writer) -> AttributionCallback:
-    """The AttributionCallback the config's `attribution` section describes."""
-    names = [name.strip() for name in section.methods.split(",") if name.strip()]
+class SetupError(ValueError):
+    """The config, data or workdir is unusable; raised before any training or writing."""
+
+
+def attribution_methods(section: ml_collections.ConfigDict) -> dict[str, dict]:
+    """Method name -> options, from the config's `attribution` section."""
     methods = {}
-    for name in names:
+    for name in (n.strip() for n in section.methods.split(",")):
+        if not name:
+            continue
         options = section.options.get(name)
         methods[name] = options.to_dict() if options is not None else {}
         if section.layer and name in ("cam", "grad_cam", "guided_grad_cam"):
             methods[name]["layer"] = section.layer
+    return methods
+
+
+def attribution_callback(section: ml_collections.ConfigDict, model, splits: data.MnistSplits,
+                         workdir: str, writer) -> AttributionCallback:
+    """The AttributionCallback the config's `attribution` section describes."""
+    methods = attribution_methods(section)
     explicit = [int(i) for i in section.probe_indices.split(",") if i.strip()]
     probes = load_or_select_probes(workdir, splits.eval_labels, section.probes_per_class,
                                    explicit or None)
@@ -97,20 +109,27 @@ def train_and_evaluate(
     Returns:
       The final training state.
     """
-    check_workdir(workdir)
-    splits = load_data(config)
-    model = models.create_model(config.model)
-    tx = steps.make_optimizer(**config.optimizer)
-    state = steps.create_train_state(
-        model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
-    )
+    try:
+        check_workdir(workdir)
+        splits = load_data(config)
+        model = models.create_model(config.model)
+        tx = steps.make_optimizer(**config.optimizer)
+        state = steps.create_train_state(
+            model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
+        )
+        if config.attribution.enabled:
+            # A method that does not apply to the model (Grad-CAM on an MLP) fails here.
+            for name, options in attribution_methods(config.attribution).items():
+                attribution.build(name, model, {"params": state.params},
+                                  splits.eval_images.shape[1:], **options)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise SetupError(str(e)) from e
     checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
     writer = TensorBoardWriter(workdir)
     callbacks = list(callbacks)
     try:
         if config.attribution.enabled:
             callback = attribution_callback(config.attribution, model, splits, workdir, writer)
-            # Compiles every method now: one that does not apply fails before any training.
             callback.compile({"params": state.params})
             callbacks.insert(0, callback)
         callback_list = CallbackList(callbacks)

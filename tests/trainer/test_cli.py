@@ -58,3 +58,29 @@ def test_runs_a_small_config_with_overrides(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "epoch 1/1" in result.stderr and "examples/s" in result.stderr
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("--config.attribution.methods=gradient,gradient_magic", "valid methods"),
+        ("--config.model=resnet", "valid models"),
+        ("--config.data.source=kaggle", "valid sources"),
+        ("--config.optimizer.name=lbfgs", "valid optimizers"),
+    ],
+    ids=["method", "model", "source", "optimizer"],
+)
+def test_bad_config_value_one_line_error(override, expected, tmp_path):
+    result = run_cli("--config", "configs/cnn.py:tiny", "--workdir", str(tmp_path), override)
+    assert result.returncode != 0
+    assert expected in last_line(result) and "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_method_that_does_not_apply_fails_before_training(tmp_path):
+    result = run_cli("--config", "configs/mlp.py:tiny", "--workdir", str(tmp_path),
+                     "--config.attribution.methods=gradient,grad_cam")
+    assert result.returncode != 0
+    assert "grad_cam" in last_line(result) or "Grad-CAM" in last_line(result)
+    assert "epoch 1/" not in result.stderr
+    assert not os.path.exists(tmp_path / "checkpoints")
