@@ -1,0 +1,109 @@
+"""A real TensorBoard server, started on loopback, serves every tag the trainer logged."""
+
+import io
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.trainer.test_train import CONFIG_DIR, load_config
+from trainer import train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(base: str, path: str, **query) -> bytes:
+    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+    """A tiny cnn_gap run (every method applies) with the attribution callback, 2 epochs."""
+    workdir = tmp_path_factory.mktemp("tb_run")
+    config = load_config(CONFIG_DIR / "cnn_gap.py")
+    train.train_and_evaluate(config, str(workdir))
+    return workdir, config
+
+
+@pytest.fixture(scope="module")
+def tensorboard_url(trained_workdir):
+    workdir, _ = trained_workdir
+    port = _free_port()
+    exe = pathlib.Path(sys.executable).with_name("tensorboard")
+    server = subprocess.Popen(
+        [str(exe), "--logdir", str(workdir), "--port", str(port), "--host", "127.0.0.1",
+         "--load_fast", "false", "--reload_interval", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                tags = json.loads(_get(base, "/data/plugin/images/tags"))
+                if tags.get("."):
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                output = server.stdout.read().decode(errors="replace") if server.stdout else ""
+                pytest.fail(f"TensorBoard did not serve the run: {output[-2000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_every_tag_every_method_every_firing(tensorboard_url, trained_workdir):
+    _, config = trained_workdir
+    methods = [m.strip() for m in config.attribution.methods.split(",")]
+    firings = list(range(0, config.num_epochs + 1))  # epoch 0 = untrained, then each epoch
+
+    image_tags = json.loads(_get(tensorboard_url, "/data/plugin/images/tags"))["."]
+    expected = {"attributions/overview"}
+    expected |= {f"attributions/{m}" for m in methods}
+    expected |= {f"attributions/evolution/{m}" for m in methods}
+    assert expected <= set(image_tags), sorted(expected - set(image_tags))
+
+    for tag in ["attributions/overview", *(f"attributions/{m}" for m in methods)]:
+        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=".",
+                                  tag=tag, sample=0))
+        assert [e["step"] for e in entries] == firings, tag
+
+    scalar_tags = set(json.loads(_get(tensorboard_url, "/data/plugin/scalars/tags"))["."])
+    expected_scalars = {f"attribution_time_ms/{m}" for m in methods}
+    expected_scalars |= {"probes/confidence", "train/loss", "eval/accuracy"}
+    assert expected_scalars <= scalar_tags, sorted(expected_scalars - scalar_tags)
+
+
+def test_images_decode_as_png(tensorboard_url, trained_workdir):
+    _, config = trained_workdir
+    num_probes = 10 * config.attribution.probes_per_class
+    for tag in ("attributions/overview", "attributions/evolution/integrated_gradients"):
+        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=".",
+                                  tag=tag, sample=0))
+        png = _get(tensorboard_url, "/data/plugin/images/individualImage?" + entries[-1]["query"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        # One row of 28x28 cells (scaled by 2) per probe digit, plus a header band.
+        assert image.shape[0] >= num_probes * 56
+        assert image.std() > 10  # not a blank image
