@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import attribution
+from tests.attribution._models import random_variables
 from trainer.models import CNN, CNNGAP
 
 
@@ -21,8 +22,8 @@ def cam_by_hand(model, variables, images, targets):
 
 def test_small_model_matches_formula():
     model = CNNGAP(features=(4, 8))
-    images = jax.random.uniform(jax.random.key(1), (4, 8, 8, 1))
-    variables = model.init(jax.random.key(0), images)
+    images = jnp.asarray(np.random.default_rng(1).uniform(size=(4, 8, 8, 1)), jnp.float32)
+    variables = random_variables(model, (8, 8, 1), seed=0)
     targets = jnp.array([0, 3, 5, 9])
     maps = jax.jit(attribution.build("cam", model, variables, (8, 8, 1)))(
         variables, images, targets, None)
@@ -48,14 +49,14 @@ def test_trained_model_matches_formula(trained_cnn_gap, digits):
 
 def test_flatten_head_raises():
     model = CNN(features=(4, 8), dense=16)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    variables = random_variables(model, (8, 8, 1), seed=0)
     with pytest.raises(ValueError, match="global-average-pool \\+ dense head after layer 'Conv_1'"):
         attribution.build("cam", model, variables, (8, 8, 1))
 
 
 def test_layer_not_feeding_the_pool_raises():
     model = CNNGAP(features=(4, 8))
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    variables = random_variables(model, (8, 8, 1), seed=0)
     with pytest.raises(ValueError, match="global-average-pool"):
         attribution.build("cam", model, variables, (8, 8, 1), layer="Conv_0")
 

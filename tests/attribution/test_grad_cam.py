@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 import attribution
+from tests.attribution._models import random_variables
 from trainer.models import CNN, CNNGAP, MLP
+
+
+def _images(n, shape=(8, 8, 1)):
+    return jnp.asarray(np.random.default_rng(1).uniform(size=(n, *shape)), jnp.float32)
 
 
 def _conv_output(model, variables, images, layer):
@@ -33,8 +38,8 @@ def grad_cam_by_hand(model, variables, images, targets):
 @pytest.fixture(scope="module")
 def small_gap():
     model = CNNGAP(features=(4, 8))
-    images = jax.random.uniform(jax.random.key(1), (4, 8, 8, 1))
-    return model, model.init(jax.random.key(0), images), images, jnp.array([0, 3, 5, 9])
+    images = _images(4)
+    return model, random_variables(model, (8, 8, 1), seed=0), images, jnp.array([0, 3, 5, 9])
 
 
 def test_small_model_matches_formula(small_gap):
@@ -60,8 +65,8 @@ def test_trained_model_matches_formula(trained_cnn_gap, digits):
 
 def test_flatten_head_runs():
     model = CNN(features=(4, 8), dense=16)
-    images = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
-    variables = model.init(jax.random.key(0), images)
+    images = _images(2)
+    variables = random_variables(model, (8, 8, 1), seed=0)
     fn = jax.jit(attribution.build("grad_cam", model, variables, (8, 8, 1)))
     maps = fn(variables, images, jnp.array([1, 2]), None)
     assert maps.shape == images.shape and np.all(np.isfinite(maps)) and np.all(maps >= 0)
@@ -69,7 +74,7 @@ def test_flatten_head_runs():
 
 def test_mlp_raises_with_no_valid_layers():
     model = MLP(hidden=(8,))
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    variables = random_variables(model, (8, 8, 1), seed=0)
     with pytest.raises(ValueError, match=r"spatial \[h, w, C\].*valid layers: none"):
         attribution.build("grad_cam", model, variables, (8, 8, 1))
 
@@ -96,6 +101,6 @@ class SharedConv(nn.Module):
 
 def test_layer_called_twice_raises():
     model = SharedConv()
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    variables = random_variables(model, (8, 8, 1), seed=0)
     with pytest.raises(ValueError, match="'conv' is called 2 times"):
         attribution.build("grad_cam", model, variables, (8, 8, 1), layer="conv")

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 import attribution
+from tests.attribution._models import random_variables
 from trainer.models import CNNGAP, MLP
 
 
 @pytest.mark.parametrize("layer", [None, "Conv_0"])
 def test_equals_product_of_parts(layer):
     model = CNNGAP(features=(4, 8))
-    images = jax.random.uniform(jax.random.key(1), (3, 8, 8, 2))
-    variables = model.init(jax.random.key(0), images)
+    images = jnp.asarray(np.random.default_rng(1).uniform(size=(3, 8, 8, 2)), jnp.float32)
+    variables = random_variables(model, (8, 8, 2), seed=0)
     targets = jnp.array([0, 4, 7])
 
     def run(method, **options):
@@ -28,6 +29,6 @@ def test_equals_product_of_parts(layer):
 
 def test_mlp_raises():
     model = MLP(hidden=(8,))
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    variables = random_variables(model, (8, 8, 1), seed=0)
     with pytest.raises(ValueError, match="guided_grad_cam needs a layer with a spatial"):
         attribution.build("guided_grad_cam", model, variables, (8, 8, 1))

@@ -9,6 +9,7 @@ from jax.nn import relu  # Imported by name: the rewrite must still find it.
 
 import attribution
 from attribution.relu_backward import replace_relu_backward
+from tests.attribution._models import random_variables
 
 INPUT_SHAPE = (3, 3, 2)
 
@@ -47,8 +48,8 @@ def _reference(params, images, targets, rule):
 @pytest.fixture(scope="module")
 def net():
     model = TwoLayer()
-    images = jax.random.normal(jax.random.key(1), (8, *INPUT_SHAPE))
-    variables = model.init(jax.random.key(0), images)
+    images = jnp.asarray(np.random.default_rng(1).standard_normal((8, *INPUT_SHAPE)), jnp.float32)
+    variables = random_variables(model, INPUT_SHAPE, seed=0)
     targets = jnp.arange(8, dtype=jnp.int32) % 4
     return model, variables, images, targets
 
@@ -69,13 +70,13 @@ def test_matches_hand_written_backward_pass(net, method, rule):
 
 @pytest.mark.parametrize("rule", ["guided", "deconvnet"])
 def test_plain_maximum_forward_unchanged_and_vmappable(rule):
-    key1, key2, key3 = jax.random.split(jax.random.key(2), 3)
-    w1, w2 = jax.random.normal(key1, (4, 6)), jax.random.normal(key2, (6,))
+    rng = np.random.default_rng(2)
+    w1, w2 = jnp.asarray(rng.standard_normal((4, 6))), jnp.asarray(rng.standard_normal(6))
 
     def f(w1, x):
         return jnp.maximum(x @ w1, 0.0) @ w2
 
-    x = jax.random.normal(key3, (4,))
+    x = jnp.asarray(rng.standard_normal(4))
     g = replace_relu_backward(f, rule, (w1, x))
     np.testing.assert_allclose(g(w1, x), f(w1, x), rtol=1e-6)
     z, up = x @ w1, w2
@@ -88,8 +89,8 @@ def test_plain_maximum_forward_unchanged_and_vmappable(rule):
 
 
 def test_relu_inside_scan_and_jit_matches_unrolled():
-    key1, key2 = jax.random.split(jax.random.key(3))
-    w, x = jax.random.normal(key1, (5, 5)), jax.random.normal(key2, (5,))
+    rng = np.random.default_rng(3)
+    w, x = jnp.asarray(rng.standard_normal((5, 5))), jnp.asarray(rng.standard_normal(5))
 
     def scanned(w, x):
         body = jax.jit(lambda h, _: (jax.nn.relu(h @ w) - 0.1, None))
@@ -110,7 +111,7 @@ def test_model_without_relu_raises():
     # LayerNorm clamps its variance with max(0, var): that is not a ReLU.
     model = nn.Sequential([lambda x: x.reshape((x.shape[0], -1)), nn.LayerNorm(), jnp.tanh,
                            nn.Dense(3)])
-    variables = model.init(jax.random.key(0), jnp.zeros((1, *INPUT_SHAPE)))
+    variables = random_variables(model, INPUT_SHAPE, seed=0)
     with pytest.raises(ValueError, match="needs ReLUs"):
         attribution.build("guided_backprop", model, variables, INPUT_SHAPE)
 

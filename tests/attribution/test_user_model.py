@@ -8,6 +8,7 @@ import pytest
 
 import attribution
 from attribution import layers
+from tests.attribution._models import random_variables
 
 INPUT_SHAPE = (12, 12, 1)
 # Only to keep the suite fast; every method also runs with its defaults elsewhere.
@@ -35,8 +36,8 @@ class UserNet(nn.Module):
 @pytest.fixture(scope="module")
 def user_model():
     model = UserNet()
-    images = jax.random.uniform(jax.random.key(1), (3, *INPUT_SHAPE))
-    return model, model.init(jax.random.key(0), images), images
+    images = jnp.asarray(np.random.default_rng(1).uniform(size=(3, *INPUT_SHAPE)), jnp.float32)
+    return model, random_variables(model, INPUT_SHAPE, seed=0), images
 
 
 def test_layer_names_are_nested_paths(user_model):
@@ -65,7 +66,7 @@ def test_layer_gradient_through_plain_apply_function(user_model):
     activation, grads = layers.layer_gradients(classifier, "Block_1")(variables, images, targets)
     _, state = model.apply(variables, images, capture_intermediates=True)
     np.testing.assert_array_equal(activation, state["intermediates"]["Block_1"]["__call__"][0])
-    delta = 0.1 * jax.random.normal(jax.random.key(2), activation.shape)
+    delta = 0.1 * np.random.default_rng(2).standard_normal(activation.shape).astype(np.float32)
     logits, _ = layers.perturbed_apply(classifier, "Block_1")(variables, images, delta)
     base = model.apply(variables, images)
     rows = jnp.arange(3)
