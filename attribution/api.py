@@ -84,6 +84,11 @@ _cache: collections.OrderedDict[Any, tuple[Any, Callable]] = collections.Ordered
 _cache_lock = threading.Lock()
 
 
+def _spec(x: Any) -> jax.ShapeDtypeStruct:
+    dtype = x.dtype if hasattr(x, "dtype") else np.result_type(x)
+    return jax.ShapeDtypeStruct(np.shape(x), dtype)
+
+
 def _freeze(value: Any) -> Any:
     """A hashable stand-in for an option value, or raises TypeError."""
     if isinstance(value, Mapping):
@@ -126,10 +131,11 @@ def explain(method: str, model: Any, variables: Any, images: jax.Array,
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
     input_shape = tuple(int(d) for d in images.shape[1:])
-    leaves, treedef = jax.tree.flatten(variables)
+    specs = jax.tree.map(_spec, variables)
+    leaves, treedef = jax.tree.flatten(specs)
     try:
         cache_key = (method, id(model), input_shape, _freeze(options), treedef,
-                     tuple((np.shape(x), np.result_type(x).str) for x in leaves))
+                     tuple((x.shape, x.dtype.str) for x in leaves))
     except TypeError:
         cache_key = None  # An unhashable option value: build afresh, never cache.
     with _cache_lock:
@@ -137,21 +143,21 @@ def explain(method: str, model: Any, variables: Any, images: jax.Array,
         if hit is not None:
             _cache.move_to_end(cache_key)
     if hit is not None and hit[0] is model:
-        classifier, fn = hit[1]
+        num_classes, predict, fn = hit[1]
     else:
-        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.result_type(x)),
-                                variables)
-        classifier = as_classifier(model, template, input_shape)
+        classifier = as_classifier(model, specs, input_shape)
+        num_classes = classifier.num_classes
+        predict = jax.jit(classifier.predicted_targets)
         fn = jax.jit(build(method, classifier, None, input_shape, **options))
         if cache_key is not None:
             with _cache_lock:
                 # Holding the model keeps its id from being reused by another object.
-                _cache[cache_key] = (model, (classifier, fn))
+                _cache[cache_key] = (model, (num_classes, predict, fn))
                 while len(_cache) > _CACHE_SIZE:
                     _cache.popitem(last=False)
     if targets is None:
-        targets = classifier.predicted_targets(variables, images)
-    targets = _check_targets(targets, images.shape[0], classifier.num_classes)
+        targets = predict(variables, images)
+    targets = _check_targets(targets, images.shape[0], num_classes)
     return fn(variables, images, targets, jax.random.key(0) if key is None else key)
 
 

@@ -1,0 +1,132 @@
+"""The public API: names, validation, targets, build_many, explain's cache, dependencies."""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import attribution
+from tests.attribution._models import linear_model, weight_images
+
+SHAPE = (4, 3, 1)
+ENGINE_METHODS = ["gradient", "gradient_x_input", "integrated_gradients", "occlusion", "smoothgrad"]
+
+
+@pytest.fixture
+def linear():
+    apply_fn, variables = linear_model(SHAPE, num_classes=5)
+    images = jnp.asarray(np.random.default_rng(0).uniform(size=(3, *SHAPE)), jnp.float32)
+    return apply_fn, variables, images
+
+
+def test_names_lists_registered_methods_sorted():
+    names = attribution.names()
+    assert names == sorted(names)
+    assert set(ENGINE_METHODS) <= set(names)
+    assert attribution.get("integrated_gradients").defaults == {
+        "steps": 64, "baseline": 0.0, "chunk_size": 16}
+
+
+def test_unknown_method_lists_valid_ones(linear):
+    apply_fn, variables, images = linear
+    with pytest.raises(ValueError, match="'gradiant'.*valid methods: .*gradient, gradient_x_input"):
+        attribution.build("gradiant", apply_fn, variables, SHAPE)
+    with pytest.raises(ValueError, match="valid methods"):
+        attribution.explain("gradiant", apply_fn, variables, images, None)
+
+
+def test_unknown_option_lists_valid_ones(linear):
+    apply_fn, variables, images = linear
+    with pytest.raises(ValueError, match="'step'.*valid options: baseline, chunk_size, steps"):
+        attribution.build("integrated_gradients", apply_fn, variables, SHAPE, step=3)
+    with pytest.raises(ValueError, match="valid options: \\(none\\)"):
+        attribution.explain("gradient", apply_fn, variables, images, None, steps=3)
+    with pytest.raises(ValueError, match="'windw'"):
+        attribution.build_many({"gradient": {}, "occlusion": {"windw": 2}}, apply_fn, variables,
+                               SHAPE)
+
+
+def test_bad_model_or_shape_raises(linear):
+    apply_fn, variables, _ = linear
+    with pytest.raises(ValueError, match="input_shape"):
+        attribution.build("gradient", apply_fn, variables, (4, 3))
+    with pytest.raises(ValueError, match="logits"):
+        attribution.build("gradient", lambda v, x: x.sum(axis=(1, 2)).ravel(), variables, SHAPE)
+    with pytest.raises(ValueError, match="model"):
+        attribution.build("gradient", "not a model", variables, SHAPE)
+
+
+def test_targets_label_predicted_or_any_class(linear):
+    apply_fn, variables, images = linear
+    # Any class per example: the gradient is that class's weight row.
+    for targets in ([0, 1, 2], [4, 4, 3]):
+        maps = attribution.explain("gradient", apply_fn, variables, images, np.array(targets))
+        np.testing.assert_array_equal(maps, weight_images(variables, SHAPE, targets))
+    # None explains the predicted class.
+    predicted = attribution.predicted_targets(apply_fn, variables, images)
+    np.testing.assert_array_equal(predicted, np.argmax(apply_fn(variables, images), axis=1))
+    assert predicted.dtype == jnp.int32
+    np.testing.assert_array_equal(
+        attribution.explain("gradient", apply_fn, variables, images, None),
+        weight_images(variables, SHAPE, predicted))
+
+
+@pytest.mark.parametrize("targets", [[0, 1], [0, 1, 5], [-1, 0, 0], [0.0, 1.0, 2.0]])
+def test_bad_targets_raise(linear, targets):
+    apply_fn, variables, images = linear
+    with pytest.raises(ValueError, match="targets"):
+        attribution.explain("gradient", apply_fn, variables, images, np.array(targets))
+
+
+def test_explain_compiles_once_per_model_method_options_and_shape(linear):
+    _, variables, images = linear
+    traces = [0]
+
+    def apply_fn(variables, x):
+        traces[0] += 1  # Runs only while tracing.
+        return x.reshape(x.shape[0], -1) @ variables["w"] + variables["b"]
+
+    targets = jnp.array([0, 1, 2])
+    first = attribution.explain("integrated_gradients", apply_fn, variables, images, targets,
+                                steps=4)
+    after_first = traces[0]
+    other = jax.tree.map(lambda a: a + 1.0, variables)
+    second = attribution.explain("integrated_gradients", apply_fn, other, images + 0.5,
+                                 targets[::-1], steps=4)
+    assert traces[0] == after_first, "a repeated call retraced"
+    assert not np.allclose(first, second)
+    attribution.explain("integrated_gradients", apply_fn, variables, images, targets, steps=5)
+    assert traces[0] > after_first, "different options reused a cached function"
+
+
+def test_build_many_runs_all_methods_in_one_function(linear):
+    apply_fn, variables, images = linear
+    methods = {"gradient": {}, "occlusion": {"window": 2},
+               "smoothgrad": {"base": "gradient_x_input", "num_samples": 3}}
+    fn = jax.jit(attribution.build_many(methods, apply_fn, variables, SHAPE))
+    targets = jnp.array([1, 0, 3])
+    maps = fn(variables, images, targets, jax.random.key(0))
+    assert set(maps) == set(methods)
+    for name, options in methods.items():
+        if not attribution.get(name).stochastic:
+            single = jax.jit(attribution.build(name, apply_fn, variables, SHAPE, **options))
+            np.testing.assert_allclose(maps[name], single(variables, images, targets, None),
+                                       rtol=1e-6)
+    again = fn(variables, images, targets, jax.random.key(1))
+    np.testing.assert_array_equal(again["gradient"], maps["gradient"])
+    assert not np.allclose(again["smoothgrad"], maps["smoothgrad"])
+
+
+def test_attribution_imports_neither_tensorflow_nor_trainer():
+    code = (
+        "import sys, attribution\n"
+        "attribution.names()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'trainer', 'configs', 'callbacks'))\n"
+        "sys.exit(str(bad) if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

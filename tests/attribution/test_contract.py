@@ -1,0 +1,142 @@
+"""The contract every registered attribution method keeps; new methods enrol automatically.
+
+Runs each method with its own defaults (layer methods find their layer themselves), except
+that path and noise methods use few steps and samples, in chunks that leave a remainder.
+"""
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import attribution
+from tests.attribution._models import random_variables
+from trainer.models import CNNGAP
+
+INPUT_SHAPE = (16, 16, 1)
+FAST = {"steps": 8, "num_samples": 4, "chunk_size": 3}
+METHODS = attribution.names()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = CNNGAP(features=(4, 8, 8))
+    variables = [random_variables(model, INPUT_SHAPE, seed) for seed in (0, 1)]
+    rng = np.random.default_rng(2)
+    images = [jnp.asarray(rng.uniform(size=(4, *INPUT_SHAPE)), jnp.float32) for _ in range(2)]
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), variables[0])
+    return {
+        "model": model,
+        "template": template,
+        "variables": variables,
+        "images": images,
+        "targets": [jnp.array([3, 1, 4, 1], jnp.int32), jnp.array([5, 9, 2, 6], jnp.int32)],
+        "cache": {},
+    }
+
+
+def _options(name: str) -> dict:
+    defaults = attribution.get(name).defaults
+    return {k: v for k, v in FAST.items() if k in defaults}
+
+
+def _jitted(setup, name: str):
+    """The method built once per module, jitted, with a counter of how often it is traced."""
+    if name not in setup["cache"]:
+        fn = attribution.build(name, setup["model"], setup["template"], INPUT_SHAPE,
+                               **_options(name))
+        traces = [0]
+
+        def counted(variables, images, targets, key):
+            traces[0] += 1  # Runs only while tracing.
+            return fn(variables, images, targets, key)
+
+        setup["cache"][name] = (jax.jit(counted), traces)
+    return setup["cache"][name]
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_method_module_declares_itself(name):
+    module = importlib.import_module(f"attribution.methods.{name}")
+    method = attribution.get(name)
+    assert module.METHOD is method and method.name == name
+    assert module.__doc__ and len(module.__doc__.strip()) > 40, "the docstring cites the paper"
+    for flag in (method.signed, method.stochastic, method.completeness):
+        assert isinstance(flag, bool)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_shape_dtype_finite(setup, name):
+    fn, _ = _jitted(setup, name)
+    maps = fn(setup["variables"][0], setup["images"][0], setup["targets"][0], jax.random.key(1))
+    assert maps.shape == (4, *INPUT_SHAPE)
+    assert maps.dtype == jnp.float32
+    assert np.all(np.isfinite(maps))
+    assert np.any(np.asarray(maps) != 0), "an all-zero map explains nothing"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_compiles_once(setup, name):
+    fn, traces = _jitted(setup, name)
+    for i in (0, 1, 0):
+        fn(setup["variables"][i], setup["images"][i], setup["targets"][i], jax.random.key(i))
+    assert traces[0] == 1
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_deterministic_for_fixed_key(setup, name):
+    fn, _ = _jitted(setup, name)
+    args = (setup["variables"][0], setup["images"][0], setup["targets"][0])
+    first = fn(*args, jax.random.key(7))
+    np.testing.assert_array_equal(first, fn(*args, jax.random.key(7)))
+    other = fn(*args, jax.random.key(8))
+    if attribution.get(name).stochastic:
+        assert not np.allclose(first, other), "a stochastic method ignored its key"
+    else:
+        np.testing.assert_array_equal(first, other)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_batch_independent(setup, name):
+    fn, _ = _jitted(setup, name)
+    variables, images, targets = setup["variables"][0], setup["images"][0], setup["targets"][0]
+    key = jax.random.key(3)
+    batch = np.asarray(fn(variables, images, targets, key))
+    scale = np.abs(batch).max()
+    if attribution.get(name).stochastic:
+        # The noise of a slot depends on the key and the slot, so compare slot 0 while every
+        # other example changes: nothing may leak between examples.
+        others = images.at[1:].set(setup["images"][1][1:])
+        changed = np.asarray(fn(variables, others, targets.at[1:].set(0), key))
+        np.testing.assert_allclose(changed[0], batch[0], rtol=1e-5, atol=1e-6 * scale)
+        return
+    for i in range(images.shape[0]):
+        single = fn(variables, images[i : i + 1], targets[i : i + 1], key)
+        np.testing.assert_allclose(single[0], batch[i], rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if attribution.get(n).completeness])
+def test_completeness(setup, name):
+    """sum(map) == f(x) - f(baseline), within 1%.
+
+    A random net on noise images crosses many ReLU kinks along a path, and each costs the
+    Riemann sum O(1/steps): path methods get 256 steps here (the trained-model check of
+    integrated gradients is in its own test file).
+    """
+    defaults = attribution.get(name).defaults
+    model, variables = setup["model"], setup["variables"][0]
+    images, targets = setup["images"][0], setup["targets"][0]
+    options = {"steps": 256} if "steps" in defaults else {}
+    fn = attribution.build(name, model, variables, INPUT_SHAPE, **options)
+    maps = jax.jit(fn)(variables, images, targets, jax.random.key(0))
+    baseline = jnp.broadcast_to(jnp.asarray(defaults.get("baseline", 0.0)), images.shape)
+
+    @jax.jit
+    def target_logit(x):
+        return jnp.take_along_axis(model.apply(variables, x), targets[:, None], axis=1)[:, 0]
+
+    expected = np.asarray(target_logit(images) - target_logit(baseline))
+    gap = np.abs(np.asarray(maps.sum(axis=(1, 2, 3))) - expected)
+    assert np.all(gap < 0.01 * np.abs(expected)), (gap, expected)
