@@ -26,7 +26,7 @@ GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoo
 # Short column titles: grid cells are narrow.
 _TITLES = {
     "gradient": "grad", "gradient_x_input": "grad*in", "integrated_gradients": "IG",
-    "smoothgrad": "SmoothGrad", "deconvnet": "deconv", "guided_backprop": "GuidedBP",
+    "smoothgrad": "SmoothG", "deconvnet": "deconv", "guided_backprop": "GuidedBP",
     "cam": "CAM", "grad_cam": "Grad-CAM", "guided_grad_cam": "G.Grad-CAM",
     "occlusion": "occlusion",
 }
@@ -217,7 +217,7 @@ class AttributionCallback(Callback):
                                                self.percentile)
             colored[name] = heat
             overlays[name] = render.overlay(heat, self.images, weights=np.abs(normalized))
-        names = list(maps)
+        names = list(self.methods)  # Config order; device_get returns dicts key-sorted.
         overview = np.stack([digits, *(colored[n] for n in names)], axis=1)
         images = {"attributions/overview": render.grid(
             overview, row_labels, ["input", *(_TITLES.get(n, n[:10]) for n in names)])}
