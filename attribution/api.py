@@ -35,9 +35,7 @@ def build(method: str, model: Any, variables: Any, input_shape: tuple[int, int, 
     Raises:
         ValueError: For an unknown method or option, or an option value the method rejects.
     """
-    found = registry.get(method)
-    found.check_options(options)
-    return found.make(as_classifier(model, variables, input_shape), **options)
+    return registry.get(method).build(as_classifier(model, variables, input_shape), **options)
 
 
 def _key_for(key: jax.Array, name: str) -> jax.Array:
