@@ -37,7 +37,8 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9,
 def create_train_state(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...],
                        tx: optax.GradientTransformation) -> train_state.TrainState:
     """Initializes parameters for one example of `input_shape` (H, W, C)."""
-    params = model.init(rng, jnp.zeros((1, *input_shape), jnp.float32))["params"]
+    # Jitted: unjitted, every parameter shape compiles its own random draw (seconds on CPU).
+    params = jax.jit(model.init)(rng, jnp.zeros((1, *input_shape), jnp.float32))["params"]
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 

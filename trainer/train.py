@@ -139,6 +139,7 @@ def train_and_evaluate(
             logging.info("Resuming after epoch %d from %s", start_epoch, workdir)
         else:
             writer.write_hparams(config.to_dict())
+            writer.write_texts(0, {"config": f"```\n{config}\n```"})
         return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
     finally:
         # Also on errors and Ctrl-C: what was logged, and what callbacks still render in the

@@ -25,6 +25,16 @@ def load_config(path: pathlib.Path, arg: str | None = "tiny"):
     return module.get_config(arg)
 
 
+def tensor_tags(workdir) -> set[str]:
+    """Tags of tensor events (text, hparams) in the workdir's event files."""
+    tags = set()
+    for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
+        acc.Reload()
+        tags |= set(acc.Tags()["tensors"])
+    return tags
+
+
 def scalars(workdir) -> dict[str, list[tuple[int, float]]]:
     """Every scalar series in the workdir's event files, as TensorBoard reads them."""
     series = {}
@@ -53,6 +63,7 @@ def test_config_small_variant_trains_end_to_end(path, tmp_path):
     # The model learned something even in a few seconds.
     assert logged["train/loss"][-1][1] < logged["train/loss"][0][1]
     assert len(os.listdir(tmp_path / "checkpoints")) >= 1
+    assert any(tag.startswith("config") for tag in tensor_tags(tmp_path))
 
 
 class _InterruptAt(Callback):
