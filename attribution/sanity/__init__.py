@@ -1,0 +1,76 @@
+"""Sanity checks for attribution maps as numbers: pure, jitted, no I/O.
+
+- `randomization`: model parameter randomization (Adebayo et al. 2018), cascading and
+  independent, scored by `similarity` (Spearman of absolute / signed maps, SSIM).
+- `input_invariance`: a constant input shift compensated in the first layer (Kindermans
+  et al. 2019).
+- `faithfulness`: deletion and insertion curves and their areas (Petsiuk et al. 2018).
+- `completeness`: integrated gradients' completeness gap (Sundararajan et al. 2017).
+"""
+
+from attribution.sanity.completeness import completeness_gap, make_completeness_gap
+from attribution.sanity.faithfulness import (
+    auc,
+    deletion_auc,
+    insertion_auc,
+    make_faithfulness,
+)
+from attribution.sanity.input_invariance import (
+    first_linear_layer,
+    input_invariance,
+    make_input_invariance,
+    shifted_classifier,
+)
+from attribution.sanity.randomization import (
+    DEFAULT_SIMILARITIES,
+    MODES,
+    RandomizationCheck,
+    RandomizationResult,
+    cascading_stages,
+    independent_stages,
+    layer_order,
+    make_randomization_check,
+    random_variables,
+    randomization_scores,
+    randomize_layers,
+    stages,
+)
+from attribution.sanity.similarity import (
+    SIMILARITIES,
+    get_similarity,
+    l1_similarity,
+    spearman_abs,
+    spearman_signed,
+    ssim,
+)
+
+__all__ = [
+    "DEFAULT_SIMILARITIES",
+    "MODES",
+    "SIMILARITIES",
+    "RandomizationCheck",
+    "RandomizationResult",
+    "auc",
+    "cascading_stages",
+    "completeness_gap",
+    "deletion_auc",
+    "first_linear_layer",
+    "get_similarity",
+    "independent_stages",
+    "input_invariance",
+    "insertion_auc",
+    "l1_similarity",
+    "layer_order",
+    "make_completeness_gap",
+    "make_faithfulness",
+    "make_input_invariance",
+    "make_randomization_check",
+    "random_variables",
+    "randomization_scores",
+    "randomize_layers",
+    "shifted_classifier",
+    "spearman_abs",
+    "spearman_signed",
+    "ssim",
+    "stages",
+]
