@@ -20,20 +20,11 @@ import jax.numpy as jnp
 SimilarityFn = Callable[[jax.Array, jax.Array], jax.Array]
 """`(a [N, H, W, C], b [N, H, W, C]) -> similarity float32 [N]`."""
 
-_EPS = 1e-12
-
-
 def _flat(maps: jax.Array) -> jax.Array:
     """`[N, H, W, C]` -> channel sums, flattened `[N, H * W]` float32."""
     if maps.ndim != 4:
         raise ValueError(f"maps must be [N, H, W, C]; got shape {maps.shape}.")
     return jnp.sum(maps.astype(jnp.float32), axis=-1).reshape(maps.shape[0], -1)
-
-
-def _scaled(x: jax.Array) -> jax.Array:
-    """Divides each row by its max |value| (a constant row stays as is)."""
-    top = jnp.max(jnp.abs(x), axis=1, keepdims=True)
-    return x / jnp.where(top > 0, top, 1.0)
 
 
 def average_ranks(x: jax.Array) -> jax.Array:
@@ -52,22 +43,26 @@ def average_ranks(x: jax.Array) -> jax.Array:
     return jax.vmap(row)(x)
 
 
-def _pearson(x: jax.Array, y: jax.Array) -> jax.Array:
-    """Pearson correlation per row of `[N, M]`; 0 where a row is constant."""
-    x = x - jnp.mean(x, axis=1, keepdims=True)
-    y = y - jnp.mean(y, axis=1, keepdims=True)
-    denom = jnp.sqrt(jnp.sum(x * x, axis=1) * jnp.sum(y * y, axis=1))
-    return jnp.where(denom > _EPS, jnp.sum(x * y, axis=1) / jnp.where(denom > _EPS, denom, 1.0),
-                     0.0)
-
-
 def spearman(x: jax.Array, y: jax.Array) -> jax.Array:
-    """Spearman rank correlation per row of `x, y [N, M]` (average ranks for ties) -> `[N]`."""
-    return _pearson(average_ranks(x), average_ranks(y))
+    """Spearman rank correlation per row of `x, y [N, M]` (average ranks for ties) -> `[N]`.
+
+    The Pearson correlation of the average ranks, as `scipy.stats.spearmanr`; 0 where a row
+    is constant.
+    """
+    # Average ranks always sum to M (M + 1) / 2, so centering is exact: a constant row
+    # becomes exact zeros rather than rounding noise.
+    center = (x.shape[1] + 1) / 2
+    rx, ry = average_ranks(x) - center, average_ranks(y) - center
+    denom = jnp.sqrt(jnp.sum(rx * rx, axis=1) * jnp.sum(ry * ry, axis=1))
+    ok = denom > 0
+    return jnp.where(ok, jnp.sum(rx * ry, axis=1) / jnp.where(ok, denom, 1.0), 0.0)
 
 
 def spearman_abs(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Spearman rank correlation of absolute maps, each divided by its max.
+    """Spearman rank correlation of absolute maps.
+
+    The paper divides each absolute map by its max first; that does not change the ranks,
+    and in float32 the division can round distinct values into ties, so it is skipped.
 
     Args:
         a, b: Maps `[N, H, W, C]`; channels are summed first.
@@ -75,11 +70,13 @@ def spearman_abs(a: jax.Array, b: jax.Array) -> jax.Array:
     Returns:
         float32 `[N]` in [-1, 1]; 1 for maps with the same ordering of |values|.
     """
-    return spearman(_scaled(jnp.abs(_flat(a))), _scaled(jnp.abs(_flat(b))))
+    return spearman(jnp.abs(_flat(a)), jnp.abs(_flat(b)))
 
 
 def spearman_signed(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Spearman rank correlation of signed maps, each divided by its max |value|.
+    """Spearman rank correlation of signed maps.
+
+    The paper's division by the max |value| does not change the ranks (see `spearman_abs`).
 
     Args:
         a, b: Maps `[N, H, W, C]`; channels are summed first.
@@ -87,7 +84,7 @@ def spearman_signed(a: jax.Array, b: jax.Array) -> jax.Array:
     Returns:
         float32 `[N]` in [-1, 1].
     """
-    return spearman(_scaled(_flat(a)), _scaled(_flat(b)))
+    return spearman(_flat(a), _flat(b))
 
 
 _SSIM_WINDOW = 7
