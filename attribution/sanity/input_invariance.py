@@ -9,23 +9,30 @@ a reliable method gives the same map: the gradient does, gradient x input does n
 The first parameterized layer (a Dense or Conv) is linear, so
 `layer(x + c) - (layer(c * 1) - layer(0)) == layer(x)`. The compensation is applied by
 intercepting that layer's output (`flax.linen.intercept_methods`) and subtracting
-`layer(c * 1) - layer(0)` evaluated on a constant image. The paper changes the bias instead;
-that is exact only away from the borders of a zero-padded convolution, where the padding is
-not shifted, while the subtracted map is exact everywhere. Any parameter-free affine
-preprocessing before the layer (reshape, scaling) is folded into the same difference.
+`layer(c * 1) - layer(0)`, a copy of the layer applied to a constant input. The paper changes
+the bias instead; that is exact only away from the borders of a zero-padded convolution,
+where the padding is not shifted, while the subtracted map is exact everywhere. The layer
+must take the image itself, up to a reshape (a ValueError says so otherwise).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attribution.classifier import Classifier
+from attribution import registry
+from attribution.classifier import Classifier, as_classifier
 from attribution.method import AttributionFn
+from attribution.sanity.similarity import get_similarity
+
+# Modules whose output is an affine function of their input.
+_LINEAR = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose, nn.ConvLocal)
 
 DEFAULT_SHIFT = -1.0
 """Maps [0, 1] MNIST digits to [-1, 0], as in Kindermans et al."""
@@ -41,7 +48,23 @@ def first_linear_layer(classifier: Classifier) -> str:
         ValueError: If the model calls no Dense or Conv module (e.g. a plain apply function
             with hand-written matmuls).
     """
-    raise NotImplementedError
+    found: list[tuple[str, ...]] = []
+
+    def record(next_fun, args, kwargs, context):
+        if (not found and context.method_name == "__call__"
+                and isinstance(context.module, _LINEAR)):
+            found.append(context.module.path)
+        return next_fun(*args, **kwargs)
+
+    images = jax.ShapeDtypeStruct((1, *classifier.input_shape), jnp.float32)
+    with nn.intercept_methods(record):
+        # A fresh function each time: eval_shape caches traces, which would skip the hook.
+        jax.eval_shape(lambda v, x: classifier.apply_fn(v, x), classifier.variables, images)
+    if not found:
+        raise ValueError("Input invariance needs a model whose first parameterized layer is a "
+                         "flax.linen Dense or Conv module; this model calls none of: "
+                         f"{', '.join(t.__name__ for t in _LINEAR)}.")
+    return "/".join(found[0])
 
 
 def shifted_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
@@ -61,7 +84,38 @@ def shifted_classifier(model: Any, variables: Any, input_shape: tuple[int, int, 
     Raises:
         ValueError: As for `first_linear_layer`, or if `shift` is not a finite number.
     """
-    raise NotImplementedError
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+        raise ValueError(f"shift must be a finite number; got {shift!r}.")
+    original = as_classifier(model, variables, input_shape)
+    path = tuple(first_linear_layer(original).split("/"))
+
+    size = math.prod(original.input_shape)
+
+    def compensate(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if context.method_name != "__call__" or context.module.path != path:
+            return out
+        inputs = args[0]
+        if math.prod(inputs.shape[1:]) != size:
+            raise ValueError(f"Input invariance: the first layer {'/'.join(path)!r} must take the "
+                             f"image itself (up to a reshape); its input has shape "
+                             f"{inputs.shape}.")
+        # The layer applied to a constant and a black input, as a standalone copy: the other
+        # interceptors (layer probes, Grad-CAM's) only watch the model's named layers, so they
+        # see one call of this layer per forward pass.
+        layer = context.module.clone(parent=None)
+        constant = jnp.stack([jnp.full(inputs.shape[1:], shift, inputs.dtype),
+                              jnp.zeros(inputs.shape[1:], inputs.dtype)])
+        both = layer.apply(context.module.variables, constant, *args[1:], **kwargs)
+        # W c per output position, so also exact at zero-padded borders.
+        return out - (both[0] - both[1])
+
+    def apply_fn(variables: Any, images: jax.Array) -> jax.Array:
+        with nn.intercept_methods(compensate):
+            return original.apply_fn(variables, images)
+
+    return Classifier(apply_fn=apply_fn, input_shape=original.input_shape,
+                      variables=original.variables)
 
 
 def make_input_invariance(
@@ -87,7 +141,28 @@ def make_input_invariance(
     Raises:
         ValueError: For an unknown method, option or similarity, or as `shifted_classifier`.
     """
-    raise NotImplementedError
+    sim = get_similarity(similarity)
+    original = as_classifier(model, variables, input_shape)
+    shifted = shifted_classifier(original, variables, input_shape, shift)
+    if isinstance(method, str):
+        spec = registry.get(method)
+        options = dict(options or {})
+        before, after = spec.build(original, **options), spec.build(shifted, **options)
+    elif callable(method):
+        if options:
+            raise ValueError("options apply to a registered method name; a factory takes none "
+                             f"(got {sorted(options)}).")
+        before, after = method(original), method(shifted)
+    else:
+        raise ValueError(f"method must be a registered method name or a factory; got "
+                         f"{type(method).__name__}.")
+
+    def score(variables: Any, images: jax.Array, targets: jax.Array,
+              key: jax.Array) -> jax.Array:
+        return sim(before(variables, images, targets, key),
+                   after(variables, images + shift, targets, key))
+
+    return score
 
 
 def input_invariance(
@@ -100,4 +175,14 @@ def input_invariance(
     Returns:
         float32 `[N]` similarities, 1.0 = invariant.
     """
-    raise NotImplementedError
+    images = jnp.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
+    input_shape = tuple(int(d) for d in images.shape[1:])
+    fn = make_input_invariance(method, model, variables, input_shape, shift=shift,
+                               similarity=similarity, options=options)
+    if targets is None:
+        targets = as_classifier(model, variables, input_shape).predicted_targets(variables, images)
+    targets = jnp.asarray(targets, jnp.int32)
+    key = jax.random.key(0) if key is None else key
+    return np.asarray(jax.jit(fn)(variables, images, targets, key))

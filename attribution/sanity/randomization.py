@@ -87,6 +87,11 @@ def layer_order(variables: Any, model: nn.Module | None = None,
     return called + [name for name in params if name not in called]
 
 
+# Jitted (unjitted, each parameter shape compiles its own random draw: seconds on CPU), with
+# the module static: linen modules hash by their fields, so every seed reuses one compile.
+_init = jax.jit(lambda model, key, images: model.init(key, images), static_argnums=0)
+
+
 def random_variables(model: nn.Module, variables: Any, seed: int,
                      input_shape: tuple[int, int, int]) -> Any:
     """The whole model freshly initialized: `jax.jit(model.init)(jax.random.key(seed), zeros)`.
@@ -107,9 +112,7 @@ def random_variables(model: nn.Module, variables: Any, seed: int,
     if not isinstance(model, nn.Module):
         raise ValueError("Parameter randomization needs a flax.linen.Module (it calls its "
                          f"`init`); got {type(model).__name__}.")
-    zeros = jnp.zeros((1, *input_shape), jnp.float32)
-    # Jitted: unjitted, each parameter shape compiles its own random draw (seconds on CPU).
-    fresh = jax.jit(model.init)(jax.random.key(seed), zeros)
+    fresh = _init(model, jax.random.key(seed), jnp.zeros((1, *input_shape), jnp.float32))
     want = jax.tree.structure(variables["params"])
     if jax.tree.structure(fresh["params"]) != want:
         raise ValueError("The model's init does not produce the params of `variables`; "
