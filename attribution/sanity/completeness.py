@@ -12,6 +12,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from attribution.classifier import as_classifier
 
 _EPS = 1e-6
 
@@ -28,7 +31,13 @@ def completeness_gap(maps: jax.Array, target_logits: jax.Array,
     Returns:
         float32 `[N]`; the denominator is floored at 1e-6.
     """
-    raise NotImplementedError
+    if maps.ndim != 4 or target_logits.shape != (maps.shape[0],) or (
+            baseline_logits.shape != target_logits.shape):
+        raise ValueError(f"completeness_gap needs maps [N, H, W, C] and logits [N]; got "
+                         f"{maps.shape}, {target_logits.shape}, {baseline_logits.shape}.")
+    change = target_logits - baseline_logits
+    total = jnp.sum(maps, axis=(1, 2, 3))
+    return (jnp.abs(total - change) / jnp.maximum(jnp.abs(change), _EPS)).astype(jnp.float32)
 
 
 def make_completeness_gap(model: Any, variables: Any, input_shape: tuple[int, int, int], *,
@@ -38,4 +47,17 @@ def make_completeness_gap(model: Any, variables: Any, input_shape: tuple[int, in
 
     `baseline` must be the one the IG maps were computed with (a scalar image value).
     """
-    raise NotImplementedError
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, np.floating)):
+        raise ValueError(f"baseline must be a number; got {baseline!r}.")
+    classifier = as_classifier(model, variables, input_shape)
+
+    def gap(variables: Any, images: jax.Array, targets: jax.Array,
+            maps: jax.Array) -> jax.Array:
+        targets = targets.astype(jnp.int32)
+        start = jnp.full_like(images, baseline)
+        both = classifier.target_logit(variables, jnp.concatenate([images, start]),
+                                       jnp.tile(targets, 2))
+        n = images.shape[0]
+        return completeness_gap(maps, both[:n], both[n:])
+
+    return gap
