@@ -1,7 +1,8 @@
 """Sanity checks for attribution maps as numbers: pure, jitted, no I/O.
 
 - `randomization`: model parameter randomization (Adebayo et al. 2018), cascading and
-  independent, scored by `similarity` (Spearman of absolute / signed maps, SSIM).
+  independent, scored by `similarity` (Spearman of absolute / signed maps, SSIM, Spearman of
+  HOG features).
 - `input_invariance`: a constant input shift compensated in the first layer (Kindermans
   et al. 2019).
 - `faithfulness`: deletion and insertion curves and their areas (Petsiuk et al. 2018).
@@ -15,6 +16,7 @@ from attribution.sanity.faithfulness import (
     insertion_auc,
     make_faithfulness,
 )
+from attribution.sanity.hog import hog_features
 from attribution.sanity.input_invariance import (
     first_linear_layer,
     input_invariance,
@@ -39,6 +41,7 @@ from attribution.sanity.randomization import (
 from attribution.sanity.similarity import (
     SIMILARITIES,
     get_similarity,
+    hog_spearman,
     l1_similarity,
     spearman_abs,
     spearman_signed,
@@ -57,7 +60,9 @@ __all__ = [
     "constant_leaves",
     "deletion_auc",
     "first_linear_layer",
+    "hog_features",
     "get_similarity",
+    "hog_spearman",
     "independent_stages",
     "input_invariance",
     "insertion_auc",

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from attribution.sanity.hog import hog_features
+
 SimilarityFn = Callable[[jax.Array, jax.Array], jax.Array]
 """`(a [N, H, W, C], b [N, H, W, C]) -> similarity float32 [N]`."""
 
@@ -136,6 +138,23 @@ def ssim(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.mean(s, axis=(1, 2))
 
 
+def hog_spearman(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Spearman rank correlation of the HOG features of the min-max normalized maps.
+
+    Signed maps (no absolute value), as the paper does for SSIM and HOG; HOG features follow
+    `skimage.feature.hog`'s defaults (see `attribution.sanity.hog`).
+
+    Args:
+        a, b: Maps `[N, H, W, C]` with H, W >= 24; channels are summed first.
+
+    Returns:
+        float32 `[N]` in [-1, 1].
+    """
+    x = _minmax(jnp.sum(a.astype(jnp.float32), axis=-1))
+    y = _minmax(jnp.sum(b.astype(jnp.float32), axis=-1))
+    return spearman(hog_features(x), hog_features(y))
+
+
 def l1_similarity(a: jax.Array, b: jax.Array) -> jax.Array:
     """`1 - sum|a - b| / (sum|a| + sum|b|)`: 1 only for equal maps, 0 for disjoint or opposite.
 
@@ -158,6 +177,7 @@ SIMILARITIES: dict[str, SimilarityFn] = {
     "spearman_abs": spearman_abs,
     "spearman_signed": spearman_signed,
     "ssim": ssim,
+    "hog_spearman": hog_spearman,
     "l1": l1_similarity,
 }
 """Similarity name -> function `(a [N, H, W, C], b [N, H, W, C]) -> [N]`."""

@@ -5,9 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
+from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
 from attribution.sanity import similarity
+from attribution.sanity.hog import hog_features
 
 
 def _maps(seed: int, n: int = 4, shape=(12, 10, 2)) -> np.ndarray:
@@ -78,10 +80,34 @@ def test_ssim_matches_skimage():
 
 @pytest.mark.parametrize("name", sorted(similarity.SIMILARITIES))
 def test_identical_maps_score_one_and_jit(name):
-    a = jnp.asarray(_maps(6, shape=(9, 9, 1)))
+    a = jnp.asarray(_maps(6, shape=(24, 26, 1)))
     out = jax.jit(similarity.SIMILARITIES[name])(a, a)
     assert out.shape == (4,) and out.dtype == jnp.float32
     np.testing.assert_allclose(out, 1.0, atol=1e-5)
+
+
+def test_hog_features_match_skimage():
+    rng = np.random.default_rng(8)
+    digit_like = np.zeros((28, 28), np.float32)
+    digit_like[5:22, 11:15] = 1.0  # flat regions: many zero gradients and exact angles
+    for images in (np.stack([rng.uniform(size=(28, 28)), digit_like]).astype(np.float32),
+                   rng.uniform(size=(2, 40, 33)).astype(np.float32)):  # 3x2 blocks
+        ours = np.asarray(jax.jit(hog_features)(jnp.asarray(images)))
+        np.testing.assert_allclose(ours, np.stack([hog(x) for x in images]), atol=1e-6)
+
+
+def test_hog_spearman_matches_scipy_on_skimage_features():
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((3, 28, 28, 1)).astype(np.float32)
+    b = (a + rng.standard_normal(a.shape)).astype(np.float32)
+
+    def features(m):
+        m = m.sum(-1)
+        return hog((m - m.min()) / (m.max() - m.min()))
+
+    ours = np.asarray(jax.jit(similarity.hog_spearman)(jnp.asarray(a), jnp.asarray(b)))
+    ref = [stats.spearmanr(features(x), features(y))[0] for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
 def test_l1_similarity_sees_scale():
@@ -95,3 +121,5 @@ def test_bad_inputs_raise():
         similarity.get_similarity("pearson")
     with pytest.raises(ValueError, match="H, W >= 7"):
         similarity.ssim(jnp.zeros((2, 5, 5, 1)), jnp.zeros((2, 5, 5, 1)))
+    with pytest.raises(ValueError, match="at least 24x24"):
+        similarity.hog_spearman(jnp.zeros((2, 16, 30, 1)), jnp.zeros((2, 16, 30, 1)))
