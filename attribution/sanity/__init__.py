@@ -3,6 +3,7 @@
 - `randomization`: model parameter randomization (Adebayo et al. 2018), cascading and
   independent, scored by `similarity` (Spearman of absolute / signed maps, SSIM, Spearman of
   HOG features).
+  `reinit` re-initializes layers with their own initializers.
 - `input_invariance`: a constant input shift compensated in the first layer (Kindermans
   et al. 2019).
 - `faithfulness`: deletion and insertion curves and their areas (Petsiuk et al. 2018).
