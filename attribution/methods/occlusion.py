@@ -6,15 +6,16 @@ A `window` patch (all channels) slides over the image with `stride`; for each po
 patch is set to `fill` and the drop of the target logit, `f(x) - f(x_occluded)`, is credited to
 every pixel in the patch. A pixel's map value is the mean drop over the windows covering it,
 the same in every channel. When the stride does not tile the image, one more window aligned
-to the far edge is added, so every pixel is covered. All positions run as batched forward
-passes, `chunk_size` positions per pass.
+to the far edge is added, so every pixel is covered. All (position, example) pairs run as
+batched forward passes, `chunk_size` occluded images per pass.
 
 Options:
     window: Patch size, an int or `(height, width)`.
     stride: Step between patches, an int or `(height, width)`; None uses `window`.
     fill: Value put in the patch: a scalar or an array broadcastable to one image `(H, W, C)`.
-    chunk_size: Patch positions evaluated per batched pass; bounds memory at
-        `chunk_size * N` images.
+    chunk_size: Occluded images (window position x example pairs) per batched forward pass;
+        bounds memory by `chunk_size` images whatever N. None: the backend's default (64 on
+        CPU, 4,096 on accelerators).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from attribution._checks import image_like, positive_int
-from attribution._chunked import chunked_sum, folded_target_logit
+from attribution._chunked import chunk_size_option, evaluation_sum
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 
@@ -49,19 +50,20 @@ def _starts(size: int, window: int, stride: int) -> np.ndarray:
 
 def make(classifier: Classifier, *, window: int | tuple[int, int] = 4,
          stride: int | tuple[int, int] | None = None, fill: ArrayLike = 0.0,
-         chunk_size: int = 16) -> AttributionFn:
+         chunk_size: int | None = None) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`.
 
     Raises:
         ValueError: If `window` does not fit in the image, `window`, `stride` or `chunk_size`
-            is not positive, or `fill` does not broadcast to one image.
+            is not positive (`chunk_size` may be None), or `fill` does not broadcast to one
+            image.
     """
     height, width, _ = classifier.input_shape
     wh, ww = _pair(window, "window")
     if wh > height or ww > width:
         raise ValueError(f"window {(wh, ww)} must fit in the image {(height, width)}.")
     sh, sw = _pair(window if stride is None else stride, "stride")
-    chunk_size = positive_int(chunk_size, "chunk_size")
+    chunk_size = chunk_size_option(chunk_size)
     fill_image = image_like(fill, classifier.input_shape, "fill")
     ys, xs = _starts(height, wh, sh), _starts(width, ww, sw)
     corners = np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1).reshape(-1, 2)  # [P, 2]
@@ -77,16 +79,17 @@ def make(classifier: Classifier, *, window: int | tuple[int, int] = 4,
         corner_table = jnp.asarray(corners)
         filled = jnp.asarray(fill_image, images.dtype)
 
-        def chunk_drops(p: jax.Array) -> jax.Array:
-            y0, x0 = corner_table[p, 0, None], corner_table[p, 1, None]  # [c, 1]
+        def drops(points: jax.Array, examples: jax.Array) -> jax.Array:
+            y0, x0 = corner_table[points, 0, None], corner_table[points, 1, None]  # [c, 1]
             in_rows = (rows >= y0) & (rows < y0 + wh)  # [c, H]
             in_cols = (cols >= x0) & (cols < x0 + ww)  # [c, W]
             patch = in_rows[:, :, None] & in_cols[:, None, :]  # [c, H, W]
-            occluded = jnp.where(patch[:, None, :, :, None], filled, images)  # [c, N, H, W, C]
-            drop = clean - folded_target_logit(classifier, variables, occluded, targets)
-            return jnp.einsum("cn,chw->nhw", drop, patch.astype(images.dtype))
+            occluded = jnp.where(patch[..., None], filled, images[examples])  # [c, H, W, C]
+            logit = classifier.target_logit(variables, occluded, targets[examples])
+            drop = clean[examples] - logit  # [c]
+            return drop[:, None, None] * patch.astype(images.dtype)
 
-        total = chunked_sum(chunk_drops, len(corners), chunk_size)
+        total = evaluation_sum(drops, len(corners), images.shape[0], chunk_size)
         mean_drop = total / jnp.asarray(coverage, images.dtype)
         return jnp.broadcast_to(mean_drop[..., None], images.shape)
 

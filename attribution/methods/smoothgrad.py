@@ -6,8 +6,9 @@ the mean of squared maps) is from Hooker, Erhan, Kindermans & Kim, "A Benchmark 
 Interpretability Methods in Deep Neural Networks", NeurIPS 2019.
 
 Sample `s` adds Gaussian noise with standard deviation `noise_scale * (max(x) - min(x))` (per
-example) to every image. Sample `s`'s noise depends only on the key and `s`, so the result does
-not depend on `chunk_size`.
+example) to every image. The noise of sample `s` for the example in batch slot `n` depends only
+on the key, `s` and `n`, so the result depends neither on `chunk_size` nor on the other
+examples in the batch.
 
 Options:
     base: Name of the registered method to smooth (any but smoothgrad itself).
@@ -15,8 +16,10 @@ Options:
     num_samples: Number of noisy copies per image.
     noise_scale: Noise standard deviation relative to each image's value range.
     squared: Average the squared maps (SmoothGrad-Squared); the maps are then unsigned.
-    chunk_size: Noisy copies evaluated per batched pass; bounds memory at `chunk_size * N`
-        images.
+    chunk_size: Noisy images (sample x example pairs) per call of the base method; bounds
+        memory by `chunk_size` images whatever N. None: the backend's default (64 on CPU,
+        4,096 on accelerators). A base that chunks by itself (integrated gradients, occlusion)
+        splits each call again by its own `chunk_size`.
 """
 
 from __future__ import annotations
@@ -29,27 +32,27 @@ import jax.numpy as jnp
 
 from attribution import registry
 from attribution._checks import positive_int
-from attribution._chunked import chunked_sum, fold, unfold
+from attribution._chunked import chunk_size_option, evaluation_sum
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 
 
 def make(classifier: Classifier, *, base: str = "gradient",
          base_options: Mapping[str, Any] | None = None, num_samples: int = 32,
-         noise_scale: float = 0.15, squared: bool = False, chunk_size: int = 16
+         noise_scale: float = 0.15, squared: bool = False, chunk_size: int | None = None
          ) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`.
 
     Raises:
         ValueError: For an unknown or recursive `base`, invalid `base_options`, a non-positive
-            `num_samples` or `chunk_size`, or a negative `noise_scale`.
+            `num_samples` or `chunk_size` (which may be None), or a negative `noise_scale`.
     """
     if base == "smoothgrad":
         raise ValueError(f"base must be another method than smoothgrad; valid bases: "
                          f"{', '.join(n for n in registry.names() if n != 'smoothgrad')}.")
     base_fn = registry.create(base, classifier, base_options)
     num_samples = positive_int(num_samples, "num_samples")
-    chunk_size = positive_int(chunk_size, "chunk_size")
+    chunk_size = chunk_size_option(chunk_size)
     if not isinstance(noise_scale, (int, float)) or noise_scale < 0:
         raise ValueError(f"noise_scale must be a number >= 0; got {noise_scale!r}.")
 
@@ -59,21 +62,22 @@ def make(classifier: Classifier, *, base: str = "gradient",
         value_range = images.max(axis=axes, keepdims=True) - images.min(axis=axes, keepdims=True)
         sigma = noise_scale * value_range  # [N, 1, 1, 1]
         noise_key, base_key = jax.random.split(key)
+        size = images[0].size
 
-        def chunk_maps(s: jax.Array) -> jax.Array:
-            def noise(i: jax.Array) -> jax.Array:
+        def maps(samples: jax.Array, examples: jax.Array) -> jax.Array:
+            def noise(s: jax.Array, n: jax.Array) -> jax.Array:
                 # Drawn flat: XLA on CPU takes seconds to compile threefry for a 4-D shape.
-                flat = jax.random.normal(jax.random.fold_in(noise_key, i), (images.size,),
-                                         images.dtype)
-                return flat.reshape(images.shape)
+                key = jax.random.fold_in(jax.random.fold_in(noise_key, s), n)
+                return jax.random.normal(key, (size,), images.dtype).reshape(images.shape[1:])
 
-            noisy = images + sigma * jax.vmap(noise)(s)  # [c, N, H, W, C]
-            maps = base_fn(variables, fold(noisy), jnp.tile(targets, s.shape[0]),
-                           jax.random.fold_in(base_key, s[0]))
-            maps = unfold(maps, s.shape[0])
-            return jnp.sum(jnp.square(maps) if squared else maps, axis=0)
+            noisy = images[examples] + sigma[examples] * jax.vmap(noise)(samples, examples)
+            # Any chunk's key differs from every other chunk's (only a stochastic base uses it).
+            out = base_fn(variables, noisy, targets[examples],
+                          jax.random.fold_in(base_key, samples[0] * n + examples[0]))
+            return jnp.square(out) if squared else out
 
-        return chunked_sum(chunk_maps, num_samples, chunk_size) / num_samples
+        n = images.shape[0]
+        return evaluation_sum(maps, num_samples, n, chunk_size) / num_samples
 
     return attribute
 

@@ -27,7 +27,7 @@ def test_names_lists_registered_methods_sorted():
     assert names == sorted(names)
     assert set(ENGINE_METHODS) <= set(names)
     assert attribution.get("integrated_gradients").defaults == {
-        "steps": 64, "baseline": 0.0, "chunk_size": 16}
+        "steps": 64, "baseline": 0.0, "rule": "midpoint", "chunk_size": None}
 
 
 def test_unknown_method_lists_valid_ones(linear):
@@ -40,7 +40,7 @@ def test_unknown_method_lists_valid_ones(linear):
 
 def test_unknown_option_lists_valid_ones(linear):
     apply_fn, variables, images = linear
-    with pytest.raises(ValueError, match="'step'.*valid options: baseline, chunk_size, steps"):
+    with pytest.raises(ValueError, match="'step'.*valid options: baseline, chunk_size, rule, steps"):
         attribution.build("integrated_gradients", apply_fn, variables, SHAPE, step=3)
     with pytest.raises(ValueError, match="valid options: \\(none\\)"):
         attribution.explain("gradient", apply_fn, variables, images, None, steps=3)

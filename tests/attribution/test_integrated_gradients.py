@@ -59,8 +59,9 @@ def test_chunk_size_does_not_change_result():
                                chunk_size=chunk_size)
         return np.asarray(jax.jit(fn)(*args))
 
-    # 32 steps in one pass, and in 2 scanned chunks of 12 plus a remainder of 8.
-    whole, chunked = run(32), run(12)
+    # 3 digits x 32 steps = 96 images in one pass, and in 4 scanned chunks of 20 plus a
+    # remainder of 16 (chunks that split a path point's batch of digits).
+    whole, chunked = run(96), run(20)
     # Only the order of summing the 32 gradients differs.
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())
 

@@ -58,9 +58,11 @@ def test_chunk_size_does_not_change_result():
     images = jnp.asarray(np.random.default_rng(1).uniform(size=(2, *shape)), jnp.float32)
     targets = jnp.array([1, 2])
     maps = [attribution.explain("occlusion", apply_fn, variables, images, targets, window=2,
-                                stride=1, chunk_size=c) for c in (1, 7, 25)]
-    np.testing.assert_allclose(maps[1], maps[0], atol=1e-6)
-    np.testing.assert_allclose(maps[2], maps[0], atol=1e-6)
+                                stride=1, chunk_size=c) for c in (1, 7, 25, 50)]
+    # 25 window positions x 2 images = 50 occluded images: chunks of 1, 7 (with a
+    # remainder), 25 (one position per image), and all at once.
+    for other in maps[1:]:
+        np.testing.assert_allclose(other, maps[0], atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_zero_noise_equals_base_method(net, base, base_options, squared):
                  num_samples=4, chunk_size=3, squared=squared)
     plain = net(base, KEY, **(base_options or {}))
     expected = np.square(plain) if squared else plain
-    # The mean of 4 equal maps; the base ran on batches of 9 and 3 rather than 3.
+    # The mean of 4 equal maps; the base ran on chunks of 3 noisy images in a loop.
     np.testing.assert_allclose(smooth, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
 
 
@@ -60,9 +60,12 @@ def test_same_key_same_result_other_key_other_result(net):
 
 
 def test_chunk_size_does_not_change_result(net):
-    # Sample s's noise depends on the key and s alone, so only the summation order changes.
+    # The noise of sample s in slot n depends on the key, s and n alone, so only the summation
+    # order changes: 3 images x 8 samples in chunks of 3, of 5 (with a remainder), and at once.
     chunked = net("smoothgrad", KEY, **NOISY)
-    whole = net("smoothgrad", KEY, **{**NOISY, "chunk_size": 8})
+    whole = net("smoothgrad", KEY, **{**NOISY, "chunk_size": 24})
+    np.testing.assert_allclose(net("smoothgrad", KEY, **{**NOISY, "chunk_size": 5}), whole,
+                               rtol=1e-5, atol=1e-6 * np.abs(whole).max())
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())
 
 

@@ -1,0 +1,94 @@
+"""Chunked evaluation sums, canonical conv layouts, and IG's path rules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import attribution
+from attribution._chunked import evaluation_sum
+from attribution._conv_layout import canonical_convs
+from attribution.methods.integrated_gradients import path_points
+from tests.attribution._models import TinyReluNet, random_variables
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 5, 7, 15, 40])
+def test_evaluation_sum_matches_a_double_loop(chunk_size):
+    """Chunks that split one point's examples, straddle points, leave a remainder, or hold all."""
+    num_points, num_examples = 3, 5
+    values = np.random.default_rng(0).standard_normal((num_points, num_examples, 2))
+
+    def fn(points, examples):
+        return jnp.asarray(values, jnp.float32)[points, examples] * (1.0 + points[:, None])
+
+    total = jax.jit(lambda: evaluation_sum(fn, num_points, num_examples, chunk_size))()
+    expected = sum(values[p] * (1.0 + p) for p in range(num_points))
+    np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
+
+
+def _conv(x, w, specs):
+    return jax.lax.conv_general_dilated(x, w, (2, 1), [(1, 0), (0, 1)], rhs_dilation=(1, 2),
+                                        dimension_numbers=specs)
+
+
+@pytest.mark.parametrize("specs", [("NHWC", "HWOI", "NHWC"), ("NCHW", "OIHW", "NCHW"),
+                                   ("NHWC", "HWIO", "NCHW")])
+def test_canonical_convs_keep_values_and_use_the_canonical_layout(specs):
+    rng = np.random.default_rng(1)
+    lhs_shape = {"NHWC": (2, 7, 6, 3), "NCHW": (2, 3, 7, 6)}[specs[0]]
+    rhs_shape = {"HWOI": (3, 2, 4, 3), "OIHW": (4, 3, 3, 2), "HWIO": (3, 2, 3, 4)}[specs[1]]
+    x = jnp.asarray(rng.standard_normal(lhs_shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal(rhs_shape), jnp.float32)
+
+    def f(x, w):
+        return jax.jit(_conv, static_argnums=2)(x, w, specs)  # Nested jit: inlined.
+
+    rewritten = canonical_convs(f)
+    np.testing.assert_allclose(rewritten(x, w), f(x, w), rtol=1e-5, atol=1e-5)
+    convs = [e for e in jax.make_jaxpr(rewritten)(x, w).eqns
+             if e.primitive.name == "conv_general_dilated"]
+    assert len(convs) == 1
+    lhs, rhs, out = convs[0].params["dimension_numbers"]
+    assert (tuple(lhs), tuple(rhs), tuple(out)) == ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+
+
+def test_canonical_convs_keep_an_input_gradient_inside_scan():
+    model = TinyReluNet()
+    variables = random_variables(model, (6, 5, 2), seed=0)
+    x = jnp.asarray(np.random.default_rng(2).uniform(size=(3, 6, 5, 2)), jnp.float32)
+
+    def grad(x):
+        return jax.grad(lambda x: model.apply(variables, x)[:, 1].sum())(x)
+
+    def run(body):
+        return jax.lax.scan(lambda c, s: (c + body(s * x), None), jnp.zeros_like(x),
+                            jnp.linspace(0.5, 1.0, 4))[0]
+
+    run = jax.jit(run, static_argnums=0)
+    np.testing.assert_allclose(run(canonical_convs(grad)), run(grad),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_linspace_rule_is_the_mean_over_both_ends_of_the_path():
+    shape = (6, 5, 2)
+    model = TinyReluNet()
+    variables = random_variables(model, shape, seed=3)
+    images = jnp.asarray(np.random.default_rng(4).uniform(size=(2, *shape)), jnp.float32)
+    targets = jnp.array([2, 0])
+    np.testing.assert_allclose(path_points(5, "linspace"), [0, 0.25, 0.5, 0.75, 1])
+    maps = attribution.explain("integrated_gradients", model, variables, images, targets,
+                               steps=5, rule="linspace", chunk_size=3)
+
+    def grad(x):
+        return jax.grad(lambda x: model.apply(variables, x)[jnp.arange(2), targets].sum())(x)
+
+    expected = images * sum(grad(a * images) for a in (0, 0.25, 0.5, 0.75, 1)) / 5
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("options", "message"), [({"rule": "trapezoid"}, "midpoint, linspace"),
+                                                  ({"chunk_size": 0}, "chunk_size")])
+def test_bad_path_options_raise(options, message):
+    with pytest.raises(ValueError, match=message):
+        attribution.build("integrated_gradients", TinyReluNet(),
+                          random_variables(TinyReluNet(), (6, 5, 2), seed=0), (6, 5, 2), **options)
