@@ -10,12 +10,13 @@ Tags written (the interface; see README):
 
 import concurrent.futures
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import attribution
 from attribution import render
@@ -30,6 +31,38 @@ _TITLES = {
     "cam": "CAM", "grad_cam": "Grad-CAM", "guided_grad_cam": "G.Grad-CAM",
     "occlusion": "occlusion",
 }
+
+
+def _shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
+    """(axis 0 split over the mesh's first axis, replicated)."""
+    return (NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])),
+            NamedSharding(mesh, PartitionSpec()))
+
+
+def _mesh_jit(fn: Callable, mesh: Mesh | None, num_args: int, split_outs: tuple[bool, ...],
+              per_device: bool) -> Any:
+    """jax.jit of `fn(variables, images, targets[, key])`, the probe batch split over `mesh`.
+
+    Variables and key are replicated, images and targets split along axis 0. Outputs are
+    replicated, so that any process can copy them to its host, except where `split_outs` is
+    True. With `per_device`, each device runs `fn` on its own probes alone (shard_map): right
+    where a probe's map does not depend on the rest of the batch. Otherwise `fn` sees the whole
+    batch, and XLA's sharding propagation splits what it can.
+    """
+    if mesh is None:
+        return jax.jit(fn)
+    split, whole = _shardings(mesh)
+    in_shardings = (whole, split, split, whole)[:num_args]
+    outs = tuple(split if s else whole for s in split_outs)
+    if per_device:
+        # Every output of a device holds its own probes' rows; jit gathers the whole ones. No
+        # collectives inside, so no replication typing (methods need not be written for it).
+        out_specs = tuple(split.spec for _ in outs)
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(s.spec for s in in_shardings),
+                           out_specs=out_specs if len(outs) > 1 else out_specs[0],
+                           check_vma=False)
+    return jax.jit(fn, in_shardings=in_shardings,
+                   out_shardings=outs if len(outs) > 1 else outs[0])
 
 
 def variables_of(state: Any) -> Any:
@@ -50,6 +83,13 @@ class AttributionCallback(Callback):
 
     TensorBoard step: the epoch (epoch 0 = the untrained model), or the global
     step when `every_n_steps` is set.
+
+    With a `mesh`, the probe batch is split over its devices along axis 0 (padded
+    with copies of the last probe to a multiple of the device count; the padding
+    is dropped from the results) and the parameters are replicated; the maps equal
+    those computed on one device. Under `jax.distributed`, every process must fire
+    (the computation spans all of them); give processes other than 0 a writer
+    that writes nothing.
     """
 
     def __init__(
@@ -66,6 +106,7 @@ class AttributionCallback(Callback):
         percentile: float = 99.0,
         seed: int = 0,
         evolution: bool = True,
+        mesh: Mesh | None = None,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
@@ -82,6 +123,7 @@ class AttributionCallback(Callback):
           percentile: per-map clipping percentile for colour scales.
           seed: PRNG seed for stochastic methods (the same noise every firing).
           evolution: at on_train_end, write one image per method with firings as columns.
+          mesh: a 1-D device mesh to split the probe batch over; None: one device.
         """
         probe_images = np.asarray(probe_images, np.float32)
         probe_labels = np.asarray(probe_labels)
@@ -113,6 +155,7 @@ class AttributionCallback(Callback):
         self.targets = targets
         self.percentile = percentile
         self.evolution = evolution
+        self.mesh = mesh
         self._key = jax.random.key(seed)
         self._compiled: dict[str, Any] | None = None
         self._signed = {name: attribution.get(name).signed for name in self.methods}
@@ -155,28 +198,44 @@ class AttributionCallback(Callback):
         start = time.perf_counter()
         shape = self.images.shape[1:]
         classifier = attribution.as_classifier(self.model, variables, shape)
-        images = jnp.asarray(self.images)
-        targets = jnp.asarray(self.labels)
+        images, targets = jnp.asarray(self.images), jnp.asarray(self.labels)
+        if self.mesh is not None:
+            split, whole = _shardings(self.mesh)
+            pad = -len(self.labels) % self.mesh.size
+            images, targets = (jax.device_put(np.concatenate([a, np.repeat(a[-1:], pad, 0)]),
+                                              split) for a in (self.images, self.labels))
+            variables = jax.device_put(variables, whole)
         compiled = {}
         for name, opts in self.methods.items():
             fn = attribution.build(name, classifier, variables, shape, **opts)
-            compiled[name] = jax.jit(fn).lower(variables, images, targets, self._key).compile()
+            # A stochastic method's noise depends on the probe's slot in the whole batch.
+            jitted = _mesh_jit(fn, self.mesh, 4, (False,),
+                               per_device=not attribution.get(name).stochastic)
+            compiled[name] = jitted.lower(variables, images, targets, self._key).compile()
 
         def predict(variables, images, labels):
             probs = jax.nn.softmax(classifier.logits(variables, images))
             return probs, jnp.argmax(probs, axis=-1).astype(jnp.int32)
 
-        compiled["_predict"] = jax.jit(predict).lower(variables, images, targets).compile()
+        # Predicted classes stay split: they are the methods' targets.
+        jitted = _mesh_jit(predict, self.mesh, 3, (False, True), per_device=True)
+        compiled["_predict"] = jitted.lower(variables, images, targets).compile()
         self._compiled = compiled
         self._images, self._labels = images, targets
         self.compile_seconds = time.perf_counter() - start
 
-    def fire(self, step: int, state: Any) -> None:
-        """Explains the probe set with the current parameters and logs it at `step`."""
+    def fire(self, step: int, state: Any) -> dict[str, np.ndarray]:
+        """Explains the probe set with the current parameters and logs it at `step`.
+
+        Returns:
+          The maps on the host: method name -> float32 [P, H, W, C].
+        """
         self._raise_background_error()
         variables = variables_of(state)
         if self._compiled is None:
             self.compile(variables)
+        if self.mesh is not None:  # A no-op for parameters already replicated on the mesh.
+            variables = jax.device_put(variables, _shardings(self.mesh)[1])
         probs, predicted = self._compiled["_predict"](variables, self._images, self._labels)
         targets = self._labels if self.targets == "label" else predicted
         maps, times = {}, {}
@@ -187,8 +246,12 @@ class AttributionCallback(Callback):
             times[name] = 1000.0 * (time.perf_counter() - start)
         self.timings.append(times)
         host_maps, host_probs = jax.device_get((maps, probs))  # The one copy per firing.
+        count = len(self.labels)  # Drops the mesh's padding.
+        host_maps = {name: m[:count] for name, m in host_maps.items()}
+        host_probs = host_probs[:count]
         self._pending.append(self._pool.submit(self._render_and_write, step, host_maps,
                                                np.asarray(host_probs), times))
+        return host_maps
 
     def wait(self) -> None:
         """Blocks until every queued render-and-write is done; re-raises its error."""

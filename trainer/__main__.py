@@ -5,7 +5,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from trainer import train
+from trainer import parallel, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for checkpoints and TensorBoard event files.")
@@ -13,6 +13,10 @@ config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, optionally with a variant: configs/cnn.py:tiny.",
     lock_config=True,
 )
+flags.DEFINE_string("coordinator_address", "",
+                    "Multi-process runs: host:port of process 0's coordinator service.")
+flags.DEFINE_integer("num_processes", 1, "Multi-process runs: how many processes take part.")
+flags.DEFINE_integer("process_id", 0, "Multi-process runs: this process's rank, from 0.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -22,6 +26,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     logging.info("Config:\n%s", FLAGS.config)
+    try:
+        # Before anything touches a device: under jax.distributed, jax.devices() spans processes.
+        parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    except ValueError as e:
+        sys.exit(f"Error: {e}")
     try:
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except train.SetupError as e:

@@ -11,11 +11,12 @@ from absl import logging
 from flax.training import train_state
 
 import attribution
+from callbacks import probes as probe_files
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
-from callbacks.probes import load_or_select_probes
+from callbacks.metric_writer import MultiWriter
 from callbacks.tensorboard_writer import TensorBoardWriter
-from trainer import data, models, steps
+from trainer import data, models, parallel, steps
 from trainer.checkpoints import EpochCheckpoints
 
 
@@ -36,11 +37,13 @@ def load_data(config: ml_collections.ConfigDict) -> data.MnistSplits:
 
 
 def evaluate(state: train_state.TrainState, images: np.ndarray, labels: np.ndarray,
-             batch_size: int) -> dict[str, float]:
-    """Mean loss and accuracy over a whole split."""
+             batch_size: int, mesh: jax.sharding.Mesh | None = None) -> dict[str, float]:
+    """Mean loss and accuracy over a whole split; batches split over `mesh` where given."""
     total = None
     for batch in data.batches(images, labels, batch_size, 0, 0, shuffle=False,
                               drop_remainder=False):
+        if mesh is not None:
+            batch = parallel.put_batch(mesh, *batch)
         batch_metrics = steps.eval_step(state, *batch)
         total = batch_metrics if total is None else total.merge(batch_metrics)
     return {k: float(v) for k, v in total.compute().items()}
@@ -63,8 +66,21 @@ def attribution_methods(section: ml_collections.ConfigDict) -> dict[str, dict]:
     return methods
 
 
+def load_or_select_probes(workdir: str, labels: np.ndarray, per_class: int = 2,
+                          indices: Sequence[int] | None = None) -> np.ndarray:
+    """`callbacks.probes.load_or_select_probes` on process 0, which alone writes probes.json.
+
+    Other processes of a multi-process run receive process 0's indices.
+    """
+    chosen = np.zeros(0, np.int64)
+    if parallel.is_main_process():
+        chosen = probe_files.load_or_select_probes(workdir, labels, per_class, indices)
+    return parallel.broadcast_from_main(chosen)
+
+
 def attribution_callback(section: ml_collections.ConfigDict, model, splits: data.MnistSplits,
-                         workdir: str, writer) -> AttributionCallback:
+                         workdir: str, writer,
+                         mesh: jax.sharding.Mesh | None = None) -> AttributionCallback:
     """The AttributionCallback the config's `attribution` section describes."""
     methods = attribution_methods(section)
     explicit = [int(i) for i in section.probe_indices.split(",") if i.strip()]
@@ -74,7 +90,7 @@ def attribution_callback(section: ml_collections.ConfigDict, model, splits: data
         model, splits.eval_images[probes], splits.eval_labels[probes], writer, methods=methods,
         every_n_epochs=section.every_n_epochs, every_n_steps=section.every_n_steps,
         at_start=section.at_start, targets=section.targets, percentile=section.percentile,
-        seed=section.seed,
+        seed=section.seed, mesh=mesh,
     )
 
 
@@ -110,10 +126,13 @@ def train_and_evaluate(
       The final training state.
     """
     try:
-        check_workdir(workdir)
+        if parallel.is_main_process():
+            check_workdir(workdir)
         splits = load_data(config)
         model = models.create_model(config.model)
         tx = steps.make_optimizer(**config.optimizer)
+        mesh = parallel.make_mesh(config.num_devices)
+        parallel.check_batch_size(config.batch_size, mesh)
         state = steps.create_train_state(
             model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
         )
@@ -124,12 +143,16 @@ def train_and_evaluate(
                                   splits.eval_images.shape[1:], **options)
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e
+    # Parameters and optimizer state replicated on every device; jit keeps them so.
+    state = parallel.replicate(state, mesh)
     checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
-    writer = TensorBoardWriter(workdir)
+    # Every process runs the loop (the computation spans them all); only process 0 writes.
+    writer = TensorBoardWriter(workdir) if parallel.is_main_process() else MultiWriter([])
     callbacks = list(callbacks)
     try:
         if config.attribution.enabled:
-            callback = attribution_callback(config.attribution, model, splits, workdir, writer)
+            callback = attribution_callback(config.attribution, model, splits, workdir, writer,
+                                            mesh)
             callback.compile({"params": state.params})
             callbacks.insert(0, callback)
         callback_list = CallbackList(callbacks)
@@ -140,7 +163,8 @@ def train_and_evaluate(
         else:
             writer.write_hparams(config.to_dict())
             writer.write_texts(0, {"config": f"```\n{config}\n```"})
-        return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
+        return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list,
+                    mesh)
     finally:
         # Also on errors and Ctrl-C: what was logged, and what callbacks still render in the
         # background, reaches the disk.
@@ -152,7 +176,7 @@ def train_and_evaluate(
         checkpoints.close()
 
 
-def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list):
+def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list, mesh):
     steps_per_epoch = len(splits.train_labels) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(
@@ -169,7 +193,8 @@ def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
         train_metrics = None
         for images, labels in data.batches(splits.train_images, splits.train_labels,
                                            config.batch_size, config.seed, epoch):
-            state, batch_metrics = steps.train_step(state, images, labels)
+            state, batch_metrics = steps.train_step(state,
+                                                    *parallel.shard_batch(mesh, images, labels))
             train_metrics = batch_metrics if train_metrics is None else train_metrics.merge(
                 batch_metrics)
             step += 1
@@ -180,7 +205,7 @@ def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list)
         logs = {f"train_{k}": float(v) for k, v in train_metrics.compute().items()}
         train_seconds = time.perf_counter() - epoch_start
         eval_metrics = evaluate(state, splits.eval_images, splits.eval_labels,
-                                config.eval_batch_size)
+                                config.eval_batch_size, mesh)
         logs.update({f"eval_{k}": v for k, v in eval_metrics.items()})
         checkpoints.save(epoch, state)
         writer.write_scalars(epoch, {k.replace("_", "/", 1): v for k, v in logs.items()})
