@@ -1,5 +1,7 @@
 """Shared computation for methods: target-logit gradients and chunked sums over evaluations.
 
+Single-pass methods get the same cache-sized batches from `split_batch`.
+
 Path and noise methods evaluate the model many times per example: at every IG path point,
 SmoothGrad sample or occlusion window. Each such (point, example) pair is one evaluation,
 one image through the model. `evaluation_sum` runs the evaluations `chunk_size` at a time,
@@ -24,6 +26,7 @@ import jax.numpy as jnp
 from attribution._checks import positive_int
 from attribution._conv_layout import canonical_convs
 from attribution.classifier import Classifier
+from attribution.method import AttributionFn
 
 CPU_CHUNK_SIZE = 64
 ACCELERATOR_CHUNK_SIZE = 4096
@@ -106,3 +109,37 @@ def evaluation_sum(fn: Callable[[jax.Array, jax.Array], jax.Array], num_points: 
     if rem:
         acc = add_chunk(acc, jnp.arange(n_full * chunk, total_evals, dtype=jnp.int32))
     return acc
+
+
+def split_batch(attribute: AttributionFn, chunk_size: int | None = None) -> AttributionFn:
+    """Runs a single-pass method on at most `chunk_size` examples at a time, in one program.
+
+    A batch larger than the chunk runs as `lax.map` over full chunks plus one shorter last
+    chunk; a smaller batch runs as is. Valid for any method whose maps do not depend on the
+    other examples in the batch; the key is passed unchanged to every chunk.
+
+    Args:
+        attribute: `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, ...]`.
+        chunk_size: Examples per pass; None for the backend's default.
+
+    Returns:
+        A function with `attribute`'s signature and values.
+    """
+
+    def run(variables: Any, images: jax.Array, targets: jax.Array, key: jax.Array) -> jax.Array:
+        chunk = resolve_chunk_size(chunk_size)
+        n_full, rem = divmod(images.shape[0], chunk)
+        if n_full == 0 or (n_full == 1 and not rem):
+            return attribute(variables, images, targets, key)
+        head = n_full * chunk
+        body = canonical_convs(lambda x, t: attribute(variables, x, t, key))
+        out = jax.lax.map(lambda xt: body(*xt),
+                          (images[:head].reshape((n_full, chunk, *images.shape[1:])),
+                           targets[:head].reshape((n_full, chunk))))
+        out = out.reshape((head, *out.shape[2:]))
+        if rem:
+            tail = attribute(variables, images[head:], targets[head:], key)
+            out = jnp.concatenate([out, tail])
+        return out
+
+    return run

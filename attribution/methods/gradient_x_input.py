@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from attribution._chunked import target_logit_grad
+from attribution._chunked import split_batch, target_logit_grad
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 
@@ -28,7 +28,7 @@ def make(classifier: Classifier) -> AttributionFn:
         del key
         return images * target_logit_grad(classifier, variables, images, targets)
 
-    return attribute
+    return split_batch(attribute)
 
 
 METHOD = Method(

@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 
+from attribution._chunked import split_batch
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 from attribution.relu_backward import rule_gradient
@@ -31,7 +32,7 @@ def make(classifier: Classifier) -> AttributionFn:
         del key
         return gradient(variables, images, targets)
 
-    return attribute
+    return split_batch(attribute)
 
 
 METHOD = Method(name="guided_backprop", make=make, signed=True, stochastic=False,

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from attribution import layers
+from attribution._chunked import split_batch
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 from attribution.methods.grad_cam import coarse_map
@@ -36,7 +37,7 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
         coarse = layers.upsample_to_input(cam(variables, images, targets), classifier.input_shape)
         return (guided(variables, images, targets) * coarse).astype(jnp.float32)
 
-    return attribute
+    return split_batch(attribute)
 
 
 METHOD = Method(name="guided_grad_cam", make=make, signed=True, stochastic=False,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import attribution
-from attribution._chunked import evaluation_sum
+from attribution._chunked import evaluation_sum, split_batch
 from attribution._conv_layout import canonical_convs
 from attribution.methods.integrated_gradients import path_points
 from tests.attribution._models import TinyReluNet, random_variables
@@ -24,6 +24,20 @@ def test_evaluation_sum_matches_a_double_loop(chunk_size):
     total = jax.jit(lambda: evaluation_sum(fn, num_points, num_examples, chunk_size))()
     expected = sum(values[p] * (1.0 + p) for p in range(num_points))
     np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["gradient_x_input", "guided_backprop"])
+def test_split_batch_keeps_every_map(method):
+    shape = (6, 5, 2)
+    model = TinyReluNet()
+    variables = random_variables(model, shape, seed=5)
+    images = jnp.asarray(np.random.default_rng(6).uniform(size=(5, *shape)), jnp.float32)
+    args = (variables, images, jnp.array([0, 3, 1, 2, 2]), jax.random.key(0))
+    fn = attribution.build(method, model, variables, shape)
+    whole = jax.jit(fn)(*args)
+    for chunk_size in (1, 2, 5):  # 2 chunks plus a remainder of 1, and no split.
+        np.testing.assert_allclose(jax.jit(split_batch(fn, chunk_size))(*args), whole,
+                                   rtol=1e-6, atol=1e-7)
 
 
 def _conv(x, w, specs):
