@@ -86,10 +86,12 @@ class AttributionCallback(Callback):
 
     With a `mesh`, the probe batch is split over its devices along axis 0 (padded
     with copies of the last probe to a multiple of the device count; the padding
-    is dropped from the results) and the parameters are replicated; the maps equal
-    those computed on one device. Under `jax.distributed`, every process must fire
-    (the computation spans all of them); give processes other than 0 a writer
-    that writes nothing.
+    is dropped from the results), the parameters are replicated, and each device
+    explains its own probes. A stochastic method (SmoothGrad) draws noise by a
+    probe's slot in the whole batch, so it runs on the whole batch, split only as
+    far as XLA can. The maps equal those computed on one device. Under
+    `jax.distributed`, every process must fire (the computation spans all of
+    them); give processes other than 0 a writer that writes nothing.
     """
 
     def __init__(
