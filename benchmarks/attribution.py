@@ -20,12 +20,19 @@ runs the method in a fresh child process and reports:
 CAM needs a global-average-pool head, so it runs on `trainer.models.CNNGAP` (trained the same
 way); the table's model column says which model each row used.
 
+Then, for `--peak-probes` digits (default 1,024), one more child process compiles and runs
+every method one after the other, as the training callback does, and reports its peak
+resident memory (VmHWM) in absolute terms and above the process after loading JAX, the
+models and the probes: the figure to hold against a memory budget. Where the data has fewer
+eval digits than that (the offline subset has 500), the probe set repeats them.
+
 Run from the repository root:
 
     python benchmarks/attribution.py                    # all methods, N = 32 and 256
     python benchmarks/attribution.py --quick            # smoke run: N = 8, few repeats
     python benchmarks/attribution.py --methods gradient,integrated_gradients --probes 64 \
         --repeats 10
+    python benchmarks/attribution.py --probes 32 --peak-probes 2048
 
 Prints the machine, the method defaults and a markdown table to stdout.
 """
@@ -181,6 +188,31 @@ def run_child(spec: dict) -> dict:
     }
 
 
+def run_all_child(spec: dict) -> dict:
+    """Compiles and runs every method once on N probes in this process; returns peak memory."""
+    with open(spec["params"], "rb") as f:
+        params = pickle.load(f)
+    probes = np.load(spec["probes"])
+    images = jnp.asarray(probes["images"][:spec["n"]])
+    targets = jnp.asarray(probes["labels"][:spec["n"]], jnp.int32)
+    key = jax.random.key(0)
+    variables = {name: {"params": jax.device_put(p)} for name, p in params.items()}
+    jax.block_until_ready((variables, images, targets))
+    rss_before = _status_kib("VmRSS")
+    can_reset = _reset_peak()
+    seconds = {}
+    for name in spec["methods"]:
+        model_name = "cnn_gap" if name in GAP_ONLY else "cnn"
+        model = models.create_model(model_name)
+        fn = attribution.build(name, model, variables[model_name], tuple(images.shape[1:]))
+        start = time.perf_counter()
+        jax.jit(fn)(variables[model_name], images, targets, key).block_until_ready()
+        seconds[name] = time.perf_counter() - start
+    peak = _status_kib("VmHWM") if can_reset else None
+    return {"rss_before_mib": None if rss_before is None else rss_before / 1024,
+            "peak_mib": None if peak is None else peak / 1024, "seconds": seconds}
+
+
 # Parent -------------------------------------------------------------------------------------
 
 
@@ -201,10 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=2, help="training epochs before timing")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N = 8, 2 repeats, 1,024 training digits")
+    parser.add_argument("--peak-probes", type=int, default=1024,
+                        help="probes for the all-methods peak-memory run; 0 skips it")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_child(json.loads(args.child))))
+        spec = json.loads(args.child)
+        print(json.dumps(run_all_child(spec) if spec.get("all") else run_child(spec)))
         return
 
     sizes = [8] if args.quick else [int(s) for s in args.probes.split(",") if s.strip()]
@@ -222,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         splits = data.MnistSplits(splits.train_images[:1024], splits.train_labels[:1024],
                                   splits.eval_images, splits.eval_labels, splits.source)
+    peak_n = 0 if args.quick else args.peak_probes
     if max(sizes) > len(splits.eval_labels):
         parser.error(f"--probes {max(sizes)} exceeds the {len(splits.eval_labels)} eval digits.")
     needed = sorted({"cnn_gap" if m in GAP_ONLY else "cnn" for m in methods})
@@ -251,8 +287,10 @@ def main(argv: list[str] | None = None) -> None:
         params_path, probes_path = os.path.join(tmp, "params.pkl"), os.path.join(tmp, "probes.npz")
         with open(params_path, "wb") as f:
             pickle.dump(trained, f)
-        np.savez(probes_path, images=splits.eval_images[:max(sizes)],
-                 labels=splits.eval_labels[:max(sizes)])
+        # Repeats the eval digits where a probe set is larger than the eval split.
+        count = max(*sizes, peak_n)
+        np.savez(probes_path, images=np.resize(splits.eval_images, (count, 28, 28, 1)),
+                 labels=np.resize(splits.eval_labels, count))
         for name in methods:
             model_name = "cnn_gap" if name in GAP_ONLY else "cnn"
             for n in sizes:
@@ -272,6 +310,30 @@ def main(argv: list[str] | None = None) -> None:
                        _fmt(r["xla_temp_mib"]), _fmt(r["xla_io_mib"], 2),
                        _fmt(r["dev_peak_mib"])]
                 print("| " + " | ".join(row) + " |", flush=True)
+        if peak_n:
+            _print_peak(methods, peak_n, params_path, probes_path, len(splits.eval_labels))
+
+
+def _print_peak(methods: list[str], n: int, params_path: str, probes_path: str,
+                eval_count: int) -> None:
+    spec = {"all": True, "methods": methods, "n": n, "params": params_path,
+            "probes": probes_path}
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+                          capture_output=True, text=True, check=False)
+    print(f"\nAll {len(methods)} methods at default options, one after the other in one "
+          f"process, on {n:,} probes" + (f" ({eval_count} eval digits repeated)"
+                                         if n > eval_count else "") + ":\n")
+    if done.returncode:
+        print(f"- failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+        return
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    above = (None if r["peak_mib"] is None or r["rss_before_mib"] is None
+             else r["peak_mib"] - r["rss_before_mib"])
+    print(f"- peak resident memory (VmHWM) {_fmt(r['peak_mib'], 0)} MiB; "
+          f"{_fmt(above, 0)} MiB above the process with JAX, models and probes loaded")
+    total = sum(r["seconds"].values())
+    print(f"- compile + first run, all methods: {total:.1f} s ("
+          + ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items()) + ")")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def formulations(model, variables, steps: int, chunks: list[int]) -> dict:
         return x * jax.vmap(lambda a: grad(v, a * x, t))(alphas).sum(axis=0) / steps
 
     found = {
-        "python loop": (python_loop, False),
+        "python loop": (python_loop, False),  # Compiles the gradient once, at warm-up.
         "scan": (scan(grad), True),
         "fori": (fori, True),
         "scan unroll=8": (scan(grad, 8), True),
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--chunks", default="32,64,128", help="engine chunk sizes")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", default="",
+                        help="comma-separated formulations (besides python loop and engine)")
     args = parser.parse_args(argv)
 
     splits = data.load_mnist("auto")
@@ -113,8 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- CNN trained 1 epoch ({seconds:.0f} s, accuracy {accuracy:.3f}); median of "
           f"{args.repeats} interleaved runs after a warm-up\n")
 
-    runs, compile_s = {"one gradient": jax.jit(_gradient(model))}, {}
+    gradient = attribution.build("gradient", model, variables, (28, 28, 1))
+    runs = {"one gradient": jax.jit(_gradient(model)),
+            "engine gradient": jax.jit(lambda v, x, t: gradient(v, x, t, jax.random.key(0)))}
+    compile_s = {}
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
     for name, (fn, jitted) in formulations(model, variables, args.steps, chunks).items():
+        if only and name not in only and not name.startswith(("engine", "python")):
+            continue
         if jitted:
             start = time.perf_counter()
             fn = jax.jit(fn).lower(variables, x, t).compile()
@@ -132,8 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|")
     for name, fn in runs.items():
         ms = 1e3 * statistics.median(times[name][1:])
-        if name == "one gradient":
-            print(f"| one batched gradient | {ms:.1f} | - | - | - |")
+        if name in ("one gradient", "engine gradient"):
+            what = "plain" if name == "one gradient" else "engine's (cache-sized chunks)"
+            print(f"| one batched gradient, {what} | {ms:.1f} | - | - | - |")
             continue
         diff = float(jnp.max(jnp.abs(fn(variables, x, t) - reference)))
         compiled = f"{compile_s[name]:.2f}" if name in compile_s else "-"

@@ -12,9 +12,9 @@ Options:
     steps: Number of points on the straight path from the baseline to the input.
     baseline: A scalar or an array broadcastable to one image `(H, W, C)`; 0.0 is black.
     rule: Path points: "midpoint" (`(k + 1/2) / steps`) or "linspace" (`k / (steps - 1)`).
-    chunk_size: Model evaluations (path point x example pairs, i.e. images) per batched pass;
-        bounds memory by `chunk_size` images whatever N and `steps`. None: the backend's
-        default (64 on CPU, 4,096 on accelerators).
+    chunk_size: Model evaluations (path point x example pairs, i.e. images) per pass; bounds
+        memory by `chunk_size` images whatever N and `steps`. None: 64 per CPU core (up to 8
+        cores), 4,096 on accelerators.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ Options:
     window: Patch size, an int or `(height, width)`.
     stride: Step between patches, an int or `(height, width)`; None uses `window`.
     fill: Value put in the patch: a scalar or an array broadcastable to one image `(H, W, C)`.
-    chunk_size: Occluded images (window position x example pairs) per batched forward pass;
-        bounds memory by `chunk_size` images whatever N. None: the backend's default (64 on
-        CPU, 4,096 on accelerators).
+    chunk_size: Occluded images (window position x example pairs) per forward pass; bounds
+        memory by `chunk_size` images whatever N. None: 64 per CPU core (up to 8 cores), 4,096
+        on accelerators.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ Options:
     num_samples: Number of noisy copies per image.
     noise_scale: Noise standard deviation relative to each image's value range.
     squared: Average the squared maps (SmoothGrad-Squared); the maps are then unsigned.
-    chunk_size: Noisy images (sample x example pairs) per call of the base method; bounds
-        memory by `chunk_size` images whatever N. None: the backend's default (64 on CPU,
-        4,096 on accelerators). A base that chunks by itself (integrated gradients, occlusion)
-        splits each call again by its own `chunk_size`.
+    chunk_size: Noisy images (sample x example pairs) per pass; bounds memory by `chunk_size`
+        images whatever N. None: 64 per CPU core (up to 8 cores), 4,096 on accelerators. A
+        base that chunks by itself (integrated gradients, occlusion) splits its share of a
+        pass again by its own `chunk_size`.
 """
 
 from __future__ import annotations

@@ -43,8 +43,11 @@ def test_zero_noise_equals_base_method(net, base, base_options, squared):
                  num_samples=4, chunk_size=3, squared=squared)
     plain = net(base, KEY, **(base_options or {}))
     expected = np.square(plain) if squared else plain
-    # The mean of 4 equal maps; the base ran on chunks of 3 noisy images in a loop.
-    np.testing.assert_allclose(smooth, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
+    # The mean of 4 equal maps; the base ran on chunks of 3 noisy images in a loop. An
+    # occlusion drop is a difference of two logits of size ~1, computed in batches of other
+    # sizes here: float32 cancellation leaves ~1e-7.
+    atol = 1e-7 * np.abs(expected).max() + (1e-6 if base == "occlusion" else 0.0)
+    np.testing.assert_allclose(smooth, expected, rtol=1e-6, atol=atol)
 
 
 def test_squared_is_mean_of_squares_not_square_of_mean(net):
@@ -61,7 +64,7 @@ def test_same_key_same_result_other_key_other_result(net):
 
 def test_chunk_size_does_not_change_result(net):
     # The noise of sample s in slot n depends on the key, s and n alone, so only the summation
-    # order changes: 3 images x 8 samples in chunks of 3, of 5 (with a remainder), and at once.
+    # order changes: 3 images x 8 samples in chunks of 3, of 5 (with padding), and at once.
     chunked = net("smoothgrad", KEY, **NOISY)
     whole = net("smoothgrad", KEY, **{**NOISY, "chunk_size": 24})
     np.testing.assert_allclose(net("smoothgrad", KEY, **{**NOISY, "chunk_size": 5}), whole,
