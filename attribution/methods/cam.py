@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution import layers
+from attribution._chunked import split_batch
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 
@@ -92,7 +93,7 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
         maps = size * jnp.sum(activation * grads, axis=-1)
         return layers.upsample_to_input(maps, classifier.input_shape).astype(jnp.float32)
 
-    return attribute
+    return split_batch(attribute)
 
 
 METHOD = Method(name="cam", make=make, signed=True, stochastic=False, completeness=False)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from attribution import layers
+from attribution._chunked import split_batch
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 
@@ -60,7 +61,7 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
         maps = cam(variables, images, targets)
         return layers.upsample_to_input(maps, classifier.input_shape).astype(jnp.float32)
 
-    return attribute
+    return split_batch(attribute)
 
 
 METHOD = Method(name="grad_cam", make=make, signed=False, stochastic=False, completeness=False)
