@@ -40,7 +40,8 @@ def test_unknown_method_lists_valid_ones(linear):
 
 def test_unknown_option_lists_valid_ones(linear):
     apply_fn, variables, images = linear
-    with pytest.raises(ValueError, match="'step'.*valid options: baseline, chunk_size, rule, steps"):
+    valid = "valid options: baseline, chunk_size, rule, steps"
+    with pytest.raises(ValueError, match=f"'step'.*{valid}"):
         attribution.build("integrated_gradients", apply_fn, variables, SHAPE, step=3)
     with pytest.raises(ValueError, match="valid options: \\(none\\)"):
         attribution.explain("gradient", apply_fn, variables, images, None, steps=3)

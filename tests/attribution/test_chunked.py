@@ -12,9 +12,10 @@ from attribution.methods.integrated_gradients import path_points
 from tests.attribution._models import TinyReluNet, random_variables
 
 
-@pytest.mark.parametrize("chunk_size", [1, 3, 5, 7, 15, 40])
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 4, 7, 15, 40])
 def test_evaluation_sum_matches_a_double_loop(chunk_size):
-    """Chunks that split one point's examples, straddle points, leave a remainder, or hold all."""
+    """15 evaluations in chunks that split a point's examples, straddle points, need padding
+    (8 x 2, 4 x 4), or hold all."""
     num_points, num_examples = 3, 5
     values = np.random.default_rng(0).standard_normal((num_points, num_examples, 2))
 
@@ -35,7 +36,7 @@ def test_split_batch_keeps_every_map(method):
     args = (variables, images, jnp.array([0, 3, 1, 2, 2]), jax.random.key(0))
     fn = attribution.build(method, model, variables, shape)
     whole = jax.jit(fn)(*args)
-    for chunk_size in (1, 2, 5):  # 2 chunks plus a remainder of 1, and no split.
+    for chunk_size in (1, 2, 5):  # 5 chunks, 3 chunks of 2 with one padding, no split.
         np.testing.assert_allclose(jax.jit(split_batch(fn, chunk_size))(*args), whole,
                                    rtol=1e-6, atol=1e-7)
 

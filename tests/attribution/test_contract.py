@@ -1,7 +1,7 @@
 """The contract every registered attribution method keeps; new methods enrol automatically.
 
 Runs each method with its own defaults (layer methods find their layer themselves), except
-that path and noise methods use few steps and samples, in chunks that leave a remainder.
+that path and noise methods use few steps and samples, in small chunks that need padding.
 """
 
 import importlib

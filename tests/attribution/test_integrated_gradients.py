@@ -59,8 +59,8 @@ def test_chunk_size_does_not_change_result():
                                chunk_size=chunk_size)
         return np.asarray(jax.jit(fn)(*args))
 
-    # 3 digits x 32 steps = 96 images in one pass, and in 4 scanned chunks of 20 plus a
-    # remainder of 16 (chunks that split a path point's batch of digits).
+    # 3 digits x 32 steps = 96 images in one pass, and in 5 scanned chunks of 20 (4 of them
+    # padding), which split a path point's batch of digits.
     whole, chunked = run(96), run(20)
     # Only the order of summing the 32 gradients differs.
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())

@@ -59,8 +59,8 @@ def test_chunk_size_does_not_change_result():
     targets = jnp.array([1, 2])
     maps = [attribution.explain("occlusion", apply_fn, variables, images, targets, window=2,
                                 stride=1, chunk_size=c) for c in (1, 7, 25, 50)]
-    # 25 window positions x 2 images = 50 occluded images: chunks of 1, 7 (with a
-    # remainder), 25 (one position per image), and all at once.
+    # 25 window positions x 2 images = 50 occluded images: chunks of 1, of 7 (with padding),
+    # of 25, and all at once.
     for other in maps[1:]:
         np.testing.assert_allclose(other, maps[0], atol=1e-6)
 
