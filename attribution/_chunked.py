@@ -9,8 +9,9 @@ or steps, and the whole method stays one jitted program. Single-pass methods go 
 
 How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
 - Each pass is split into `lanes` independent sub-batches (one per core, at most 8). XLA runs
-  independent operations concurrently, while one convolution of a 32-64 image batch keeps
-  only about 1.2 of the 2 cores busy; two lanes made IG 1.5x faster.
+  independent operations concurrently, while one input gradient of a 32-64 image batch keeps
+  only about 1.2 of the 2 cores busy; two lanes made IG 1.5x faster. (A forward pass keeps
+  both cores busy by itself: occlusion runs one lane.)
 - A lane holds at most 64 images: the gradient cost per image was about 1.5x higher at batch
   128-1,024 than at 16-64, whose activations stay in cache.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`).
@@ -79,14 +80,17 @@ def default_chunk_size() -> int:
     return ACCELERATOR_CHUNK_SIZE if jax.default_backend() != "cpu" else CPU_LANE_SIZE * lanes
 
 
-def pass_layout(total: int, chunk_size: int | None) -> tuple[int, int, int]:
+def pass_layout(total: int, chunk_size: int | None, max_lanes: int | None = None
+                ) -> tuple[int, int, int]:
     """How `total` items are cut into passes: `(passes, lanes, lane_size)`.
 
     Every pass holds `lanes` sub-batches of `lane_size` items, at most `chunk_size` (None: the
-    default) in all; `passes * lanes * lane_size >= total`, with the least padding.
+    default) in all; `passes * lanes * lane_size >= total`, with the least padding. `max_lanes`
+    caps the lanes (None: one per CPU core, up to 8).
     """
     chunk = default_chunk_size() if chunk_size is None else chunk_size
-    lanes = max(1, min(_default_lanes(), chunk, total))
+    lanes = _default_lanes() if max_lanes is None else min(max_lanes, _default_lanes())
+    lanes = max(1, min(lanes, chunk, total))
     per_pass = lanes * (chunk // lanes)
     passes = -(-total // per_pass)
     return passes, lanes, -(-total // (passes * lanes))
@@ -100,7 +104,8 @@ def _lanes(fn: Callable[..., jax.Array], lanes: int, *indices: jax.Array) -> jax
 
 
 def evaluation_sum(fn: Callable[[jax.Array, jax.Array], jax.Array], num_points: int,
-                   num_examples: int, chunk_size: int | None) -> jax.Array:
+                   num_examples: int, chunk_size: int | None, max_lanes: int | None = None
+                   ) -> jax.Array:
     """Sums `fn` over all (point, example) evaluations, per example, pass by pass.
 
     Evaluation `e` pairs point `e // num_examples` with example `e % num_examples`. Passes are
@@ -114,12 +119,15 @@ def evaluation_sum(fn: Callable[[jax.Array, jax.Array], jax.Array], num_points: 
         num_points: Points per example (path steps, samples, windows); at least 1.
         num_examples: Examples N; at least 1.
         chunk_size: Evaluations (images through the model) per pass; None for the default.
+        max_lanes: At most this many lanes per pass (None: the default). Forward-only work
+            wants 1: XLA:CPU keeps the cores busy inside one batched forward pass, and on 2
+            cores two lanes of occlusion ran 25% slower than one.
 
     Returns:
         `[N, ...]`: for each example, the sum of its contributions over all points.
     """
     total = num_points * num_examples
-    passes, lanes, lane_size = pass_layout(total, chunk_size)
+    passes, lanes, lane_size = pass_layout(total, chunk_size, max_lanes)
     offsets = jnp.arange(lanes * lane_size, dtype=jnp.int32)
 
     def add_pass(acc: jax.Array, start: jax.Array) -> jax.Array:

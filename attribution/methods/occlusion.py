@@ -67,29 +67,30 @@ def make(classifier: Classifier, *, window: int | tuple[int, int] = 4,
     fill_image = image_like(fill, classifier.input_shape, "fill")
     ys, xs = _starts(height, wh, sh), _starts(width, ww, sw)
     corners = np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1).reshape(-1, 2)  # [P, 2]
-    coverage = np.zeros((height, width), np.float32)
-    for y, x in corners:
-        coverage[y:y + wh, x:x + ww] += 1
+    patches = np.zeros((len(corners), height, width), np.float32)
+    for patch, (y, x) in zip(patches, corners, strict=True):
+        patch[y:y + wh, x:x + ww] = 1
+    coverage = patches.sum(axis=0)
 
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
         del key
         clean = classifier.target_logit(variables, images, targets)  # [N]
-        rows, cols = jnp.arange(height), jnp.arange(width)
-        corner_table = jnp.asarray(corners)
+        patch_table = jnp.asarray(patches, images.dtype)
         filled = jnp.asarray(fill_image, images.dtype)
 
         def drops(points: jax.Array, examples: jax.Array) -> jax.Array:
-            y0, x0 = corner_table[points, 0, None], corner_table[points, 1, None]  # [c, 1]
-            in_rows = (rows >= y0) & (rows < y0 + wh)  # [c, H]
-            in_cols = (cols >= x0) & (cols < x0 + ww)  # [c, W]
-            patch = in_rows[:, :, None] & in_cols[:, None, :]  # [c, H, W]
-            occluded = jnp.where(patch[..., None], filled, images[examples])  # [c, H, W, C]
-            logit = classifier.target_logit(variables, occluded, targets[examples])
-            drop = clean[examples] - logit  # [c]
-            return drop[:, None, None] * patch.astype(images.dtype)
+            patch = patch_table[points][..., None] > 0  # [c, H, W, 1]
+            occluded = jnp.where(patch, filled, images[examples])  # [c, H, W, C]
+            drop = clean[examples] - classifier.target_logit(variables, occluded,
+                                                             targets[examples])  # [c]
+            # Each evaluation's drop lands in its (example, position) cell; patches come later.
+            return drop[:, None] * jax.nn.one_hot(points, len(corners), dtype=drop.dtype)
 
-        total = evaluation_sum(drops, len(corners), images.shape[0], chunk_size)
+        table = evaluation_sum(drops, len(corners), images.shape[0], chunk_size,
+                               max_lanes=1)  # [N, P]
+        total = jnp.einsum("np,phw->nhw", table, patch_table,
+                           precision=jax.lax.Precision.HIGHEST)
         mean_drop = total / jnp.asarray(coverage, images.dtype)
         return jnp.broadcast_to(mean_drop[..., None], images.shape)
 
