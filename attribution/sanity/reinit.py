@@ -1,8 +1,11 @@
 """Re-initializing a model's layers with their own initializers, for the randomization test.
 
-The random weights come from the model's `init` with `jax.random.key(seed)`, jitted, from
-which the randomized layers' subtrees are taken: they depend on the seed only (reproducible
-across epochs and runs) and are drawn once.
+The random weights come from the model's `init`, jitted, with a key derived from `seed`
+(`fold_in(key(seed), REINIT_STREAM)`), from which the randomized layers' subtrees are taken:
+they depend on the seed only (reproducible across epochs and runs) and are drawn once. The
+key is not `key(seed)` itself because training is usually seeded with `PRNGKey(seed)` (same
+bits): with one integer for both, the "random" layers would be the model's own initial
+weights, nearly the trained ones after a little training, and every method would pass.
 
 By default (`keep_constant=True`) parameters whose initializer is not random (Flax's zero
 biases; found as the leaves that two different keys initialize identically) keep their
@@ -76,10 +79,13 @@ def layer_order(variables: Any, model: nn.Module | None = None,
 # the module static: linen modules hash by their fields, so every seed reuses one compile.
 _init = jax.jit(lambda model, key, images: model.init(key, images), static_argnums=0)
 
+# Folded into the seed's key so that re-initialized weights never equal a training init.
+REINIT_STREAM = 0x5A17
+
 
 def random_variables(model: nn.Module, variables: Any, seed: int,
                      input_shape: tuple[int, int, int]) -> Any:
-    """The whole model freshly initialized: `jax.jit(model.init)(jax.random.key(seed), zeros)`.
+    """The whole model freshly initialized, with a key derived from `seed` (see module doc).
 
     Args:
         model: A `flax.linen.Module` (it must have `init`).
@@ -97,7 +103,8 @@ def random_variables(model: nn.Module, variables: Any, seed: int,
     if not isinstance(model, nn.Module):
         raise ValueError("Parameter randomization needs a flax.linen.Module (it calls its "
                          f"`init`); got {type(model).__name__}.")
-    fresh = _init(model, jax.random.key(seed), jnp.zeros((1, *input_shape), jnp.float32))
+    key = jax.random.fold_in(jax.random.key(seed), REINIT_STREAM)
+    fresh = _init(model, key, jnp.zeros((1, *input_shape), jnp.float32))
     want = jax.tree.structure(variables["params"])
     if jax.tree.structure(fresh["params"]) != want:
         raise ValueError("The model's init does not produce the params of `variables`; "
