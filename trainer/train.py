@@ -15,6 +15,7 @@ from callbacks import probes as probe_files
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
 from callbacks.metric_writer import MultiWriter
+from callbacks.sanity_callback import SanityCallback
 from callbacks.tensorboard_writer import TensorBoardWriter
 from trainer import data, models, parallel, steps
 from trainer.checkpoints import EpochCheckpoints
@@ -30,10 +31,22 @@ def load_data(config: ml_collections.ConfigDict) -> data.MnistSplits:
     )
     n_train = config.data.max_train_examples or None
     n_eval = config.data.max_eval_examples or None
+    train_labels = splits.train_labels[:n_train]
+    if config.data.random_labels:
+        train_labels = permuted_labels(train_labels, config.seed)
     return data.MnistSplits(
-        splits.train_images[:n_train], splits.train_labels[:n_train],
+        splits.train_images[:n_train], train_labels,
         splits.eval_images[:n_eval], splits.eval_labels[:n_eval], splits.source,
     )
+
+
+def permuted_labels(labels: np.ndarray, seed: int) -> np.ndarray:
+    """`labels` shuffled among the examples by a permutation fixed by `seed`.
+
+    The data randomization test of Adebayo et al. (2018): the model must memorize labels that
+    have nothing to do with the images. Class frequencies are kept.
+    """
+    return labels[np.random.default_rng(seed).permutation(len(labels))]
 
 
 def evaluate(state: train_state.TrainState, images: np.ndarray, labels: np.ndarray,
@@ -94,6 +107,36 @@ def attribution_callback(section: ml_collections.ConfigDict, model, splits: data
     )
 
 
+def sanity_methods(config: ml_collections.ConfigDict) -> dict[str, dict]:
+    """Method name -> options for the SanityCallback.
+
+    The `sanity` section's methods (empty: the attribution section's), with the attribution
+    section's options.
+    """
+    section = config.attribution
+    if config.sanity.methods.strip():
+        section = ml_collections.ConfigDict(section.to_dict())
+        section.methods = config.sanity.methods
+    return attribution_methods(section)
+
+
+def sanity_callback(config: ml_collections.ConfigDict, model, splits: data.MnistSplits,
+                    workdir: str, writer) -> SanityCallback:
+    """The SanityCallback the config's `sanity` section describes, on the attribution probes."""
+    section = config.sanity
+    explicit = [int(i) for i in config.attribution.probe_indices.split(",") if i.strip()]
+    probes = load_or_select_probes(workdir, splits.eval_labels,
+                                   config.attribution.probes_per_class, explicit or None)
+    return SanityCallback(
+        model, splits.eval_images[probes], splits.eval_labels[probes], writer,
+        methods=sanity_methods(config), num_probes=section.num_probes,
+        every_n_epochs=section.every_n_epochs, at_start=section.at_start,
+        at_end=section.at_end, independent=section.independent,
+        figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
+        invariance_shift=section.invariance_shift, seed=section.seed,
+    )
+
+
 def check_workdir(workdir: str) -> None:
     """Creates `workdir` or fails early, in one line, if it cannot be written."""
     try:
@@ -141,6 +184,10 @@ def train_and_evaluate(
             for name, options in attribution_methods(config.attribution).items():
                 attribution.build(name, model, {"params": state.params},
                                   splits.eval_images.shape[1:], **options)
+        if config.sanity.enabled:
+            for name, options in sanity_methods(config).items():
+                attribution.build(name, model, {"params": state.params},
+                                  splits.eval_images.shape[1:], **options)
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e
     # Parameters and optimizer state replicated on every device; jit keeps them so.
@@ -155,6 +202,10 @@ def train_and_evaluate(
                                             mesh)
             callback.compile({"params": state.params})
             callbacks.insert(0, callback)
+        if config.sanity.enabled:
+            callback = sanity_callback(config, model, splits, workdir, writer)
+            callback.compile({"params": state.params})
+            callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
         start_epoch = checkpoints.latest_epoch()
         if start_epoch:

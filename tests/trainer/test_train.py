@@ -81,6 +81,7 @@ def _tiny_cnn(num_epochs=3):
     with config.unlocked():
         config.num_epochs = num_epochs
         config.attribution.enabled = False
+        config.sanity.enabled = False
     return config
 
 

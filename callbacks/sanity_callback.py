@@ -1,0 +1,339 @@
+"""SanityCallback: can the maps be trusted? Sanity-check scores logged while the model trains.
+
+Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018: a method whose maps stay the
+same when the model's weights are re-initialized does not explain the model. Kindermans et
+al. (2019): a reliable method ignores a constant input shift the model compensates. Petsiuk
+et al. (2018): removing the pixels a faithful map ranks first makes the class probability fall
+fast. The computation lives in `attribution.sanity`; this callback schedules it, copies the
+results once per firing and writes them on a background thread.
+
+Tags written (the interface; see README), `<method>` for each checked method:
+  sanity/<method>/cascading_spearman_abs      trained vs. all layers re-initialized (1 = same)
+  sanity/<method>/cascading_spearman_signed
+  sanity/<method>/cascading_ssim
+  sanity/<method>/independent_<similarity>/<layer>   only <layer> re-initialized
+  sanity/<method>/input_invariance            similarity before / after the shift (1 = invariant)
+  faithfulness/<method>/deletion_auc          lower = more faithful; also for <method> "random"
+  faithfulness/<method>/insertion_auc         higher = more faithful
+  sanity/integrated_gradients/completeness_gap   |sum(map) - logit change| / |logit change|
+  sanity_time_ms                              compute time of the firing
+  sanity/cascading_randomization              image: rows = probe x method, columns = stages
+  sanity/similarity_vs_randomized_layers      image: similarity per cascading stage
+"""
+
+import concurrent.futures
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import attribution
+from attribution import render, sanity
+from attribution.sanity.input_invariance import DEFAULT_SHIFT
+from callbacks.attribution_callback import _TITLES, GRADIENT_FAMILY, variables_of
+from callbacks.base import Callback, Logs
+
+SIMILARITIES = sanity.DEFAULT_SIMILARITIES
+RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
+
+
+def probe_subset(total: int, count: int) -> np.ndarray:
+    """`count` indices spread evenly over `range(total)`; all of them when `count` is 0 or more.
+
+    Probe sets are ordered by class, so spreading the subset keeps it varied.
+    """
+    if count <= 0 or count >= total:
+        return np.arange(total)
+    return np.round(np.linspace(0, total - 1, count)).astype(np.int64)
+
+
+class SanityCallback(Callback):
+    """Scores each attribution method's sanity checks on a schedule and logs them.
+
+    Checked on the model's predicted classes (as the paper does), for a subset of the probe
+    digits. Everything is compiled once at `on_train_begin`; a firing runs one compiled call,
+    copies its results to the host once, and renders and writes on a background thread.
+
+    TensorBoard step: the epoch (epoch 0 = the untrained model).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        probe_images: np.ndarray,
+        probe_labels: np.ndarray,
+        writer: Any,
+        methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = GRADIENT_FAMILY,
+        *,
+        num_probes: int = 4,
+        every_n_epochs: int = 2,
+        at_start: bool = False,
+        at_end: bool = True,
+        independent: bool = True,
+        figure_probes: int = 1,
+        faithfulness_steps: int = 10,
+        invariance_shift: float = DEFAULT_SHIFT,
+        seed: int = 0,
+    ):
+        """Configures the callback; nothing is compiled until `on_train_begin`.
+
+        Args:
+          model: a flax.linen.Module (re-initializing layers needs its `init`).
+          probe_images: float images [P, H, W, C] in [0, 1].
+          probe_labels: int labels [P] (shown in the figure; targets are the predictions).
+          writer: anything with CLU's MetricWriter methods (write_images, write_scalars, flush).
+          methods: method names, or a mapping name -> options (see attribution.names()).
+          num_probes: probes checked, spread over the probe set; 0: all of them.
+          every_n_epochs: fire after every N-th epoch; 0: never (see `at_end`).
+          at_start: fire once at on_train_begin, on the untrained model (epoch 0).
+          at_end: at on_train_end, fire on the last epoch if the schedule skipped it.
+          independent: also re-initialize one layer at a time (`independent_*` tags).
+          figure_probes: probes shown in the cascading-randomization figure.
+          faithfulness_steps: deletion / insertion steps.
+          invariance_shift: constant added to the inputs by the input-invariance check.
+          seed: seed of the re-initialized weights (never a model's initial weights, see
+            `attribution.sanity.reinit`), stochastic methods' noise and the random faithfulness
+            baseline; the same every firing, so scores compare across epochs.
+        """
+        probe_images = np.asarray(probe_images, np.float32)
+        probe_labels = np.asarray(probe_labels)
+        if probe_images.ndim != 4 or len(probe_images) != len(probe_labels) or not len(
+                probe_labels):
+            raise ValueError(
+                f"probe_images must be [P, H, W, C] and probe_labels [P] with P > 0; got "
+                f"{probe_images.shape} and {probe_labels.shape}."
+            )
+        if isinstance(methods, str):
+            raise ValueError(f"methods must be a list of names or a mapping; got {methods!r}.")
+        for name, value, low in (("num_probes", num_probes, 0),
+                                 ("every_n_epochs", every_n_epochs, 0),
+                                 ("figure_probes", figure_probes, 1),
+                                 ("faithfulness_steps", faithfulness_steps, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
+        self.methods = (
+            {name: dict(opts) for name, opts in methods.items()}
+            if isinstance(methods, Mapping) else {name: {} for name in methods}
+        )
+        if not self.methods:
+            raise ValueError("methods is empty; pass at least one attribution method.")
+        for name, opts in self.methods.items():
+            attribution.get(name).check_options(opts)  # Fails here, before training.
+        chosen = probe_subset(len(probe_labels), num_probes)
+        self.model = model
+        self.images = probe_images[chosen]
+        self.labels = probe_labels[chosen].astype(np.int32)
+        self.writer = writer
+        self.every_n_epochs = every_n_epochs
+        self.at_start = at_start
+        self.at_end = at_end
+        self.independent = independent
+        self.figure_probes = min(figure_probes, len(chosen))
+        self.faithfulness_steps = faithfulness_steps
+        self.invariance_shift = float(invariance_shift)
+        self.seed = seed
+        self._signed = {name: attribution.get(name).signed for name in self.methods}
+        self._compiled: Any = None
+        self._stage_names: dict[str, tuple[str, ...]] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sanity")
+        self._pending: list[concurrent.futures.Future] = []
+        self._last_epoch = 0
+        self._last_fired: int | None = None
+        self.compile_seconds = 0.0
+        self.timings: list[float] = []  # Milliseconds of compute per firing.
+
+    # Hooks -------------------------------------------------------------------------------------
+
+    def on_train_begin(self, state: Any) -> None:
+        self.compile(variables_of(state))
+        if self.at_start and int(getattr(state, "step", 0)) == 0:
+            self.fire(0, state)
+
+    def on_epoch_end(self, epoch: int, state: Any, logs: Logs = None) -> None:
+        self._last_epoch = epoch
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self.fire(epoch, state)
+
+    def on_train_end(self, state: Any) -> None:
+        if self.at_end and self._last_epoch and self._last_fired != self._last_epoch:
+            self.fire(self._last_epoch, state)
+        self.wait()
+        self.writer.flush()
+
+    # Work --------------------------------------------------------------------------------------
+
+    def compile(self, variables: Any) -> None:
+        """Builds every check and compiles them as one function (once; later calls do nothing)."""
+        if self._compiled is not None:
+            return
+        start = time.perf_counter()
+        shape = self.images.shape[1:]
+        model, n = self.model, len(self.labels)
+        classifier = attribution.as_classifier(model, variables, shape)
+        fns = {name: attribution.build(name, classifier, variables, shape, **opts)
+               for name, opts in self.methods.items()}
+        checks = {"cascading": sanity.make_randomization_check(
+            fns, model, variables, shape, mode="cascading", seed=self.seed,
+            num_maps=n)}
+        if self.independent:
+            checks["independent"] = sanity.make_randomization_check(
+                fns, model, variables, shape, mode="independent", seed=self.seed,
+                num_maps=0)
+        self._stage_names = {mode: check.stage_names for mode, check in checks.items()}
+        invariance = {name: sanity.make_input_invariance(
+            name, model, variables, shape, shift=self.invariance_shift, options=opts)
+            for name, opts in self.methods.items()}
+        faithfulness = sanity.make_faithfulness(model, variables, shape,
+                                                steps=self.faithfulness_steps)
+        gap = None
+        baseline = self.methods.get("integrated_gradients", {}).get("baseline", 0.0)
+        if "integrated_gradients" in self.methods and np.ndim(baseline) == 0:
+            gap = sanity.make_completeness_gap(model, variables, shape, baseline=float(baseline))
+        shown = self.figure_probes
+
+        def kernel(variables, random_variables, random_maps, images, key):
+            cascading = checks["cascading"].run(variables, random_variables, images, key)
+            targets = cascading["targets"][0]  # The trained model's predictions.
+            trained = {m: v[0] for m, v in cascading["maps"].items()}
+            out = {
+                "cascading": cascading["scores"],
+                "maps": {m: v[:, :shown] for m, v in cascading["maps"].items()},
+                "targets": cascading["targets"][:, :shown],
+                "input_invariance": {m: jnp.mean(fn(variables, images, targets, key))
+                                     for m, fn in invariance.items()},
+                "faithfulness": {},
+            }
+            if "independent" in checks:
+                out["independent"] = checks["independent"].run(
+                    variables, random_variables, images, key)["scores"]
+            for m, maps in {**trained, RANDOM_BASELINE: random_maps}.items():
+                curves = faithfulness(variables, images, targets, maps)
+                out["faithfulness"][m] = {k: jnp.mean(curves[k])
+                                          for k in ("deletion_auc", "insertion_auc")}
+            if gap is not None:
+                out["completeness_gap"] = jnp.mean(
+                    gap(variables, images, targets, trained["integrated_gradients"]))
+            return out
+
+        rng = np.random.default_rng(self.seed)
+        self._args = (checks["cascading"].random_variables,
+                      jnp.asarray(rng.uniform(size=self.images.shape).astype(np.float32)),
+                      jnp.asarray(self.images), jax.random.key(self.seed))
+        self._compiled = jax.jit(kernel).lower(variables, *self._args).compile()
+        self.compile_seconds = time.perf_counter() - start
+
+    def fire(self, step: int, state: Any) -> None:
+        """Runs every check with the current parameters and logs the scores at `step`."""
+        self._raise_background_error()
+        variables = variables_of(state)
+        if self._compiled is None:
+            self.compile(variables)
+        start = time.perf_counter()
+        out = self._compiled(variables, *self._args)
+        host = jax.device_get(out)  # The one copy per firing (it also waits for the compute).
+        self.timings.append(1000.0 * (time.perf_counter() - start))
+        self._last_fired = step
+        self._pending.append(self._pool.submit(self._render_and_write, step, host,
+                                               self.timings[-1]))
+
+    def wait(self) -> None:
+        """Blocks until every queued render-and-write is done; re-raises its error."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def _raise_background_error(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        for future in done:
+            self._pending.remove(future)
+            future.result()
+
+    # Rendering (background thread) -------------------------------------------------------------
+
+    def _render_and_write(self, step: int, out: dict[str, Any], time_ms: float) -> None:
+        self.writer.write_scalars(step, self.scalars(out, time_ms))
+        self.writer.write_images(step, {
+            "sanity/cascading_randomization": self._cascading_figure(out),
+            "sanity/similarity_vs_randomized_layers": similarity_plot(
+                {m: out["cascading"][m] for m in self.methods},
+                self._stage_names["cascading"], title=f"cascading randomization, epoch {step}"),
+        })
+
+    def scalars(self, out: dict[str, Any], time_ms: float = 0.0) -> dict[str, float]:
+        """The scalar tags of one firing's host results."""
+        scalars = {"sanity_time_ms": time_ms}
+        for m in self.methods:
+            for s, values in out["cascading"][m].items():
+                scalars[f"sanity/{m}/cascading_{s}"] = float(values[-1])
+            for s, values in out.get("independent", {}).get(m, {}).items():
+                for layer, value in zip(self._stage_names["independent"], values, strict=True):
+                    scalars[f"sanity/{m}/independent_{s}/{layer}"] = float(value)
+            scalars[f"sanity/{m}/input_invariance"] = float(out["input_invariance"][m])
+        for m, areas in out["faithfulness"].items():
+            for k, value in areas.items():
+                scalars[f"faithfulness/{m}/{k}"] = float(value)
+        if "completeness_gap" in out:
+            scalars["sanity/integrated_gradients/completeness_gap"] = float(
+                out["completeness_gap"])
+        return scalars
+
+    def _cascading_figure(self, out: dict[str, Any]) -> np.ndarray:
+        """Rows: each shown probe x each method; columns: input, trained, each stage."""
+        rows, row_labels = [], []
+        digits = render.digit_to_rgb(self.images[:self.figure_probes])
+        for p in range(self.figure_probes):
+            for m in self.methods:
+                maps = out["maps"][m][:, p]  # [S + 1, H, W, C]
+                heat, _ = render.heatmaps(maps, "sum" if self._signed[m] else "abs_sum")
+                rows.append(np.concatenate([digits[p:p + 1], heat]))
+                row_labels.append(f"{_TITLES.get(m, m[:10])}\ndigit {self.labels[p]}")
+        col_labels = ["input", "trained", *_cumulative(self._stage_names["cascading"])]
+        return render.grid(np.stack(rows), row_labels, col_labels)
+
+
+def _cumulative(stage_names: Sequence[str]) -> list[str]:
+    """Cascading stage labels: the top layer, then "+layer" for each one added."""
+    return [f"+{name}" if i else name for i, name in enumerate(stage_names)]
+
+
+def similarity_plot(scores: Mapping[str, Mapping[str, np.ndarray]], stage_names: Sequence[str],
+                    title: str = "") -> np.ndarray:
+    """Similarity to the trained model's maps against the layers randomized, as an image.
+
+    The layout of Adebayo et al.'s Figure 2: one panel per similarity, the x axis the cascading
+    stages (the top layer first), one line per method.
+
+    Args:
+      scores: method -> similarity name -> values `[S]`, one per stage.
+      stage_names: `S` labels: the layer re-initialized last at each stage.
+      title: figure title.
+
+    Returns:
+      uint8 RGB `[height, width, 3]`.
+    """
+    # Lazy, and the Agg canvas only: no pyplot, no GUI backend, safe off the main thread.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    similarities = list(next(iter(scores.values())))
+    fig = Figure(figsize=(3.2 * len(similarities) + 1.6, 3.4), dpi=100, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(similarities), sharey=True, squeeze=False)[0]
+    x = np.arange(1, len(stage_names) + 1)
+    for ax, s in zip(axes, similarities, strict=True):
+        for m, by_similarity in scores.items():
+            ax.plot(x, by_similarity[s], marker="o", markersize=3, label=_TITLES.get(m, m))
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.set_title(s)
+        ax.set_xticks(x, _cumulative(stage_names), rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_xlabel("re-initialized down to")
+    axes[0].set_ylabel("similarity to trained maps")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

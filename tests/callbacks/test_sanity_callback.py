@@ -1,0 +1,157 @@
+"""SanityCallback: every tag at every firing, compiled once, values wired to the right method."""
+
+import sys
+
+import jax
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from callbacks import TensorBoardWriter, select_probes
+from callbacks.sanity_callback import SanityCallback, probe_subset, similarity_plot
+from tests.callbacks.test_attribution_callback import _COUNTER, read_events
+
+METHODS = {"gradient": {}, "guided_backprop": {}, "integrated_gradients": {"steps": 8}}
+LAYERS = ("Conv_0", "Conv_1", "Dense_0", "Dense_1")  # trainer.models.CNN
+SIMILARITIES = ("spearman_abs", "spearman_signed", "ssim")
+
+
+def expected_scalars(methods):
+    tags = {"sanity_time_ms", "sanity/integrated_gradients/completeness_gap",
+            "faithfulness/random/deletion_auc", "faithfulness/random/insertion_auc"}
+    for m in methods:
+        tags |= {f"sanity/{m}/cascading_{s}" for s in SIMILARITIES}
+        tags |= {f"sanity/{m}/independent_{s}/{layer}" for s in SIMILARITIES for layer in LAYERS}
+        tags |= {f"sanity/{m}/input_invariance", f"faithfulness/{m}/deletion_auc",
+                 f"faithfulness/{m}/insertion_auc"}
+    return tags
+
+
+def scalar_values(logdir, step):
+    """Tag -> value at `step`."""
+    values = {}
+    for path in (logdir / name for name in sorted(p.name for p in logdir.iterdir())):
+        acc = event_accumulator.EventAccumulator(str(path), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            values.update((tag, e.value) for e in acc.Scalars(tag) if e.step == step)
+    return values
+
+
+@pytest.fixture(scope="module")
+def logged(trained_cnn, mnist, tmp_path_factory):
+    """A callback run over 3 epochs with new weights each epoch: (callback, logdir, compiles)."""
+    model, variables = trained_cnn
+    idx = select_probes(mnist.eval_labels, per_class=2)
+    logdir = tmp_path_factory.mktemp("sanity")
+    writer = TensorBoardWriter(logdir)
+    callback = SanityCallback(model, mnist.eval_images[idx], mnist.eval_labels[idx], writer,
+                              methods=METHODS, num_probes=4, every_n_epochs=2, at_start=True,
+                              figure_probes=2)
+    _COUNTER.count, _COUNTER.active = 0, True
+    callback.on_train_begin(variables)  # compiles, then fires at epoch 0
+    compiles = []
+    for epoch in (1, 2, 3):
+        variables = jax.tree.map(lambda p, e=epoch: p * (1 + 0.01 * e), variables)
+        _COUNTER.count = 0
+        callback.on_epoch_end(epoch, variables, None)  # fires at 2
+        compiles.append(_COUNTER.count)
+    _COUNTER.count = 0
+    callback.on_train_end(variables)  # epoch 3 was not a firing: fires at 3
+    compiles.append(_COUNTER.count)
+    _COUNTER.active = False
+    writer.close()
+    return callback, logdir, compiles
+
+
+def test_compiles_once_and_fires_on_schedule(logged):
+    callback, _, compiles = logged
+    assert compiles == [0, 0, 0, 0]
+    assert len(callback.timings) == 3  # epochs 0, 2 and (at the end) 3
+    assert callback.compile_seconds > 0
+
+
+def test_every_tag_at_every_firing(logged):
+    _, logdir, _ = logged
+    images, scalars = read_events(logdir)
+    assert set(scalars) == expected_scalars(METHODS)
+    for tag, steps in scalars.items():
+        assert sorted(steps) == [0, 2, 3], tag
+    assert {tag: sorted(steps) for tag, steps in images.items()} == {
+        "sanity/cascading_randomization": [0, 2, 3],
+        "sanity/similarity_vs_randomized_layers": [0, 2, 3]}
+
+
+def test_cascading_figure_layout(logged):
+    callback, logdir, _ = logged
+    path = next(p for p in logdir.iterdir() if p.name.startswith("events"))
+    acc = event_accumulator.EventAccumulator(str(path), size_guidance={"images": 0})
+    acc.Reload()
+    figure = acc.Images("sanity/cascading_randomization")[0]
+    # 2 probes x 3 methods rows; input, trained and 4 stages as columns; cells 56 px + 2 pad.
+    assert figure.height > 6 * 58 and figure.width > 6 * 58
+    assert figure.height < 6 * 58 + 40 and figure.width < 6 * 58 + 120
+    plot = acc.Images("sanity/similarity_vs_randomized_layers")[0]
+    assert plot.width > plot.height > 200
+
+
+def test_scores_behave_as_the_papers_say(logged):
+    # On the trained CNN (epoch 0): each number comes from the method it is logged under.
+    _, logdir, _ = logged
+    v = scalar_values(logdir, 0)
+    # Adebayo et al.: the gradient's maps change with the weights, guided backprop's much less.
+    assert (v["sanity/gradient/cascading_spearman_abs"] + 0.1
+            < v["sanity/guided_backprop/cascading_spearman_abs"])
+    # The re-initialized logits layer is not the initial one (the CNN was seeded with 0, as
+    # the callback): its maps differ already (about 0.98 if it were).
+    assert v["sanity/gradient/independent_spearman_abs/Dense_1"] < 0.8
+    # Kindermans et al.: the gradient ignores the compensated shift; IG (black baseline) not.
+    assert v["sanity/gradient/input_invariance"] > 0.999
+    assert v["sanity/integrated_gradients/input_invariance"] < 0.5
+    # Deleting the pixels IG ranks first hurts the class far more than deleting random ones.
+    assert (v["faithfulness/integrated_gradients/deletion_auc"]
+            < v["faithfulness/random/deletion_auc"] - 0.2)
+    assert (v["faithfulness/integrated_gradients/insertion_auc"]
+            > v["faithfulness/random/insertion_auc"])
+    assert 0 <= v["sanity/integrated_gradients/completeness_gap"] < 0.1
+    for tag, value in v.items():
+        assert np.isfinite(value), tag
+        if "spearman" in tag:
+            assert -1 <= value <= 1, tag
+
+
+def test_probe_subset_spreads_over_the_classes():
+    np.testing.assert_array_equal(probe_subset(20, 4), [0, 6, 13, 19])
+    np.testing.assert_array_equal(probe_subset(3, 4), [0, 1, 2])
+    np.testing.assert_array_equal(probe_subset(5, 0), np.arange(5))
+
+
+def test_similarity_plot_is_an_rgb_image_without_pyplot():
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    stages = ["Dense_1", "Dense_0", "Conv_1", "Conv_0"]
+    scores = {"gradient": {"spearman_abs": np.array([0.9, 0.5, 0.2, 0.1]),
+                           "ssim": np.array([0.8, 0.4, 0.3, 0.1])},
+              "guided_backprop": {"spearman_abs": np.ones(4), "ssim": np.ones(4)}}
+    image = similarity_plot(scores, stages, title="t")
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10  # lines and text, not blank
+    changed = similarity_plot({**scores, "gradient": scores["guided_backprop"]}, stages,
+                              title="t")
+    assert changed.shape == image.shape and np.any(changed != image)
+    if not had_pyplot:
+        assert "matplotlib.pyplot" not in sys.modules
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"methods": ["gradinet"]}, "valid methods"),
+    ({"methods": {"integrated_gradients": {"stepz": 3}}}, "valid options"),
+    ({"methods": []}, "methods is empty"),
+    ({"num_probes": -1}, "num_probes"),
+    ({"figure_probes": 0}, "figure_probes"),
+    ({"faithfulness_steps": 0}, "faithfulness_steps"),
+    ({"every_n_epochs": 1.5}, "every_n_epochs"),
+])
+def test_bad_arguments_fail_in_constructor(kwargs, match):
+    images, labels = np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int32)
+    with pytest.raises(ValueError, match=match):
+        SanityCallback(None, images, labels, None, **kwargs)
