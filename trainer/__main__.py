@@ -5,7 +5,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from trainer import parallel, train
+from trainer import compilation_cache, parallel, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for checkpoints and TensorBoard event files.")
@@ -31,6 +31,12 @@ def main(argv):
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     except ValueError as e:
         sys.exit(f"Error: {e}")
+    if FLAGS.config.compilation_cache and parallel.is_main_process():
+        try:
+            train.check_workdir(FLAGS.workdir)  # The cache lives there: fail early, in one line.
+        except ValueError as e:
+            sys.exit(f"Error: {e}")
+        compilation_cache.enable(FLAGS.workdir)
     try:
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except train.SetupError as e:

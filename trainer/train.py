@@ -201,10 +201,12 @@ def train_and_evaluate(
             callback = attribution_callback(config.attribution, model, splits, workdir, writer,
                                             mesh)
             callback.compile({"params": state.params})
+            logging.info("Attribution callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(0, callback)
         if config.sanity.enabled:
             callback = sanity_callback(config, model, splits, workdir, writer)
             callback.compile({"params": state.params})
+            logging.info("Sanity callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
         start_epoch = checkpoints.latest_epoch()
