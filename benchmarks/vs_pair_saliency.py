@@ -132,8 +132,8 @@ def agreement(ours: np.ndarray, peer: np.ndarray) -> tuple[float, float, float]:
 
 
 def measure(method: str, model, variables, images: np.ndarray, labels: np.ndarray, call,
-            repeats: int, budget: float) -> list[str]:
-    """One table row: times and agreement of one method on one probe set."""
+            repeats: int, budget: float) -> tuple[list[str], float]:
+    """One table row (times and agreement of one method on one probe set) and our seconds."""
     name, options = OURS[method]
     x, t, key = jnp.asarray(images), jnp.asarray(labels), jax.random.key(0)
     fn = jax.jit(attribution.build(name, model, variables, (28, 28, 1), **options))
@@ -162,7 +162,7 @@ def measure(method: str, model, variables, images: np.ndarray, labels: np.ndarra
     best_text = f"{best:.3f} (batch {best_batch})" if method == "integrated_gradients" else "-"
     return [method, str(len(images)), f"{peer_s:.3f}", best_text, f"{ours_s:.4f}",
             f"{peer_s / ours_s:.1f}x / {best / ours_s:.1f}x", f"{compile_s:.2f}",
-            f"{diff:.1e} ({rel:.1e})", f"{corr:.4f}{note}"]
+            f"{diff:.1e} ({rel:.1e})", f"{corr:.4f}{note}"], ours_s
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,12 +201,23 @@ def main(argv: list[str] | None = None) -> None:
               "correlation"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
+    ours = {}
     for n in sizes:
         images = np.asarray(splits.eval_images[:n])
         labels = np.asarray(splits.eval_labels[:n], np.int32)
         for method in methods:
-            row = measure(method, model, variables, images, labels, call, repeats, args.budget)
+            row, ours[method, n] = measure(method, model, variables, images, labels, call,
+                                           repeats, args.budget)
             print("| " + " | ".join(row) + " |", flush=True)
+    if "gradient" in methods:
+        print("\nOur path and noise methods against S batched gradients of the probe set "
+              "(S = steps or samples; target at most 1.2):")
+        for n in sizes:
+            for method, count in (("integrated_gradients", IG_STEPS),
+                                  ("smoothgrad", SG_SAMPLES)):
+                if (method, n) in ours:
+                    ratio = ours[method, n] / (count * ours["gradient", n])
+                    print(f"- {method}, N = {n}: {ratio:.2f} x {count} x gradient")
     print(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
