@@ -19,10 +19,20 @@ MNIST_DIR for the full set) and measures:
     measured epoch by 60,000 / training digits (target <= 10%);
   - `callback.compile_seconds`, the ahead-of-time compilation of every method.
 
+Then `SanityCallback` with the trainer's default settings (`configs/default.py`'s `sanity`
+section: the attribution section's methods and options, `num_probes` of the same probes,
+independent randomization, faithfulness steps), on the trained weights:
+
+  - `callback.compile_seconds`, the one compilation of every check;
+  - per firing (median of `--sanity-firings`): the foreground (the compiled call and its one
+    host copy, `callback.timings`) and the render and write on the background thread;
+  - its share of a 60,000-digit epoch, amortized over `every_n_epochs`.
+
 Run from the repository root:
 
     python benchmarks/callback_overhead.py              # 3 timed epochs each way
     python benchmarks/callback_overhead.py --quick      # smoke run: 1,024 digits, 1 epoch
+    python benchmarks/callback_overhead.py --sanity-only    # SanityCallback only
 
 Prints the machine and markdown tables to stdout.
 """
@@ -48,8 +58,10 @@ import jax.numpy as jnp  # noqa: E402
 import attribution  # noqa: E402
 from callbacks.attribution_callback import AttributionCallback  # noqa: E402
 from callbacks.probes import select_probes  # noqa: E402
+from callbacks.sanity_callback import SanityCallback  # noqa: E402
 from callbacks.tensorboard_writer import TensorBoardWriter  # noqa: E402
-from trainer import data, models, steps  # noqa: E402
+from configs import default  # noqa: E402
+from trainer import data, models, steps, train  # noqa: E402
 
 FULL_EPOCH = 60_000
 RATIO_TARGET = 1.25
@@ -95,6 +107,28 @@ class TimedCallback(AttributionCallback):
     def _render_and_write(self, step, maps, probs, times):
         start, written = time.perf_counter(), self.writer.seconds
         super()._render_and_write(step, maps, probs, times)
+        write = self.writer.seconds - written
+        self.write_seconds.append(write)
+        self.render_seconds.append(time.perf_counter() - start - write)
+
+
+class TimedSanityCallback(SanityCallback):
+    """SanityCallback that records each firing's foreground, render and write seconds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fire_seconds: list[float] = []
+        self.render_seconds: list[float] = []
+        self.write_seconds: list[float] = []
+
+    def fire(self, step, state):
+        start = time.perf_counter()
+        super().fire(step, state)
+        self.fire_seconds.append(time.perf_counter() - start)
+
+    def _render_and_write(self, step, out, time_ms):
+        start, written = time.perf_counter(), self.writer.seconds
+        super()._render_and_write(step, out, time_ms)
         write = self.writer.seconds - written
         self.write_seconds.append(write)
         self.render_seconds.append(time.perf_counter() - start - write)
@@ -149,6 +183,44 @@ def time_standalone(name, model, variables, images, targets, repeats):
     return compile_s, 1e3 * statistics.median(times), out
 
 
+def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, firings):
+    """SanityCallback with the trainer's default settings: (rows, methods, section)."""
+    config = default.get_config()
+    section = config.sanity
+    methods = train.sanity_methods(config)
+    with tempfile.TemporaryDirectory() as logdir:
+        writer = TimedWriter(TensorBoardWriter(logdir))
+        callback = TimedSanityCallback(
+            model, probe_images, probe_labels, writer, methods=methods,
+            num_probes=section.num_probes, every_n_epochs=section.every_n_epochs,
+            at_start=section.at_start, at_end=section.at_end, independent=section.independent,
+            figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
+            invariance_shift=section.invariance_shift, seed=section.seed)
+        callback.compile(variables)
+        for firing in range(firings):
+            callback.fire(firing + 1, variables)
+            callback.wait()  # Render and write alone, not competing with the next firing.
+        writer.writer.close()
+    med = statistics.median
+    fire_ms = 1e3 * med(callback.fire_seconds)
+    compute_ms = med(callback.timings)
+    render_ms, write_ms = 1e3 * med(callback.render_seconds), 1e3 * med(callback.write_seconds)
+    every = section.every_n_epochs
+    share = fire_ms / 1e3 / every / epoch_seconds
+    rows = [
+        ["callback.compile_seconds (every check, once)", f"{callback.compile_seconds:.1f} s", ""],
+        ["callback per firing (foreground)", f"{fire_ms:.0f} ms",
+         f"median of {firings} firings"],
+        ["- compiled call + one host copy (`callback.timings`)", f"{compute_ms:.0f} ms", ""],
+        ["- render (background thread)", f"{render_ms:.0f} ms", ""],
+        ["- write (background thread)", f"{write_ms:.0f} ms", ""],
+        [f"per epoch, amortized over every_n_epochs = {every}", f"{fire_ms / every:.0f} ms", ""],
+        [f"share of a {FULL_EPOCH:,}-digit epoch ({epoch_seconds:.1f} s est.)",
+         f"{100 * share:.1f}%", f"one firing: {100 * fire_ms / 1e3 / epoch_seconds:.1f}%"],
+    ]
+    return rows, methods, section
+
+
 def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -163,12 +235,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed standalone calls")
     parser.add_argument("--probes-per-class", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--sanity-firings", type=int, default=3,
+                        help="timed SanityCallback firings; 0: skip it")
+    parser.add_argument("--sanity-only", action="store_true",
+                        help="measure only SanityCallback (the training epochs still run)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1,024 training digits, 1 epoch each way, 2 repeats")
     args = parser.parse_args(argv)
     epochs, repeats = (1, 2) if args.quick else (args.epochs, args.repeats)
-    if epochs < 1 or repeats < 1:
-        parser.error("--epochs and --repeats must be >= 1.")
+    firings = min(args.sanity_firings, 1) if args.quick else args.sanity_firings
+    if epochs < 1 or repeats < 1 or firings < 0:
+        parser.error("--epochs and --repeats must be >= 1, --sanity-firings >= 0.")
+    if args.sanity_only and not firings:
+        parser.error("--sanity-only needs --sanity-firings >= 1.")
 
     splits = data.load_mnist(args.source)
     if args.quick:
@@ -184,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     shape = tuple(splits.train_images.shape[1:])
     methods, skipped = applicable_methods(model, {"params": state.params}, shape)
 
-    print("# AttributionCallback overhead\n")
+    print("# Callback overhead\n")
     print(machine_line())
     print(f"- Data: {splits.describe()}; an epoch = {n_train} digits "
           f"({n_train // args.batch_size} steps of {args.batch_size}), training steps only")
@@ -200,6 +279,25 @@ def main(argv: list[str] | None = None) -> None:
         state = run_epoch(state, splits, epoch, args.batch_size)
         plain.append(time.perf_counter() - start)
 
+    full_epoch = statistics.median(plain) * FULL_EPOCH / n_train
+    if not args.sanity_only:
+        state = measure_attribution(args, model, state, splits, probe_images, probe_labels,
+                                    methods, plain, epochs, repeats, n_train)
+    if firings:
+        rows, sanity_methods, section = measure_sanity(
+            model, {"params": state.params}, probe_images, probe_labels, full_epoch, firings)
+        print(f"\n## SanityCallback (trainer defaults: methods {', '.join(sanity_methods)}; "
+              f"{section.num_probes} of the {len(probe_idx)} probes; independent "
+              f"{section.independent}; {section.faithfulness_steps} faithfulness steps; "
+              f"every {section.every_n_epochs} epochs)\n")
+        print(table(["measure", "value", "note"], rows))
+
+
+def measure_attribution(args, model, state, splits, probe_images, probe_labels, methods, plain,
+                        epochs, repeats, n_train):
+    """AttributionCallback against the plain epochs and standalone methods; prints tables."""
+    print("## AttributionCallback\n")
+    med = statistics.median
     variables = {"params": state.params}
     images, targets = jnp.asarray(probe_images), jnp.asarray(probe_labels, jnp.int32)
     standalone, outputs = {}, {}
@@ -233,7 +331,6 @@ def main(argv: list[str] | None = None) -> None:
         end_s = time.perf_counter() - start
         writer.writer.close()
 
-    med = statistics.median
     epoch_plain = med(plain)
     fire_ms = 1e3 * med(callback.fire_seconds)
     compute_ms = med(sum(t.values()) for t in callback.timings)
@@ -277,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in methods
     ]
     print(table(["method", "standalone ms", "in callback ms", "compile s"], per_method))
+    return state
 
 
 if __name__ == "__main__":
