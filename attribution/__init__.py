@@ -10,7 +10,7 @@ Every method explains the logit of a target class. Methods live one per file in
 
 from attribution.api import build, build_many, explain, predicted_targets
 from attribution.classifier import Classifier, as_classifier
-from attribution.method import AttributionFn, Method
+from attribution.method import AttributionFn, Method, example_keys
 from attribution.registry import get, names
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "as_classifier",
     "build",
     "build_many",
+    "example_keys",
     "explain",
     "get",
     "names",

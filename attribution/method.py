@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from attribution.classifier import Classifier
 
@@ -15,7 +16,35 @@ AttributionFn = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 """`(variables, images [N, H, W, C] float32, targets int32 [N], key) -> maps [N, H, W, C]`.
 
 Pure and jittable; explains the whole batch at once. Deterministic methods ignore `key`.
+A stochastic method also takes one key per example (`[N]`) and draws example `n`'s randomness
+from its key alone; a single key means `example_keys(key, N)`. So a slice of the batch with
+the same slice of the keys gives the same slice of the maps: devices that each explain their
+own probes reproduce the whole batch's maps.
 """
+
+
+def example_keys(key: jax.Array, num_examples: int) -> jax.Array:
+    """One PRNG key per example: `key` itself if it is already a batch of `num_examples` keys.
+
+    Args:
+        key: A typed key (`jax.random.key`) or a raw uint32 one (`jax.random.PRNGKey`), either
+            one key or `num_examples` of them.
+        num_examples: N.
+
+    Returns:
+        Typed keys `[N]`; from a single key, key `n` is `jax.random.fold_in(key, n)`.
+
+    Raises:
+        ValueError: If `key` is a batch of another size.
+    """
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
+    if key.ndim == 0:
+        return jax.vmap(lambda n: jax.random.fold_in(key, n))(jnp.arange(num_examples))
+    if key.shape != (num_examples,):
+        raise ValueError(f"key must be one PRNG key or one per example ({num_examples}); got "
+                         f"keys of shape {key.shape}.")
+    return key
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,27 +40,25 @@ def _shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
 
 
 def _mesh_jit(fn: Callable, mesh: Mesh | None, num_args: int, split_outs: tuple[bool, ...],
-              per_device: bool) -> Any:
+              split_key: bool = False) -> Any:
     """jax.jit of `fn(variables, images, targets[, key])`, the probe batch split over `mesh`.
 
-    Variables and key are replicated, images and targets split along axis 0. Outputs are
-    replicated, so that any process can copy them to its host, except where `split_outs` is
-    True. With `per_device`, each device runs `fn` on its own probes alone (shard_map): right
-    where a probe's map does not depend on the rest of the batch. Otherwise `fn` sees the whole
-    batch, and XLA's sharding propagation splits what it can.
+    Each device runs `fn` on its own probes alone (shard_map): a probe's map does not depend on
+    the rest of the batch. Variables are replicated; images and targets split along axis 0, and
+    the key too with `split_key` (one key per probe, for stochastic methods), else replicated.
+    Outputs are replicated, so that any process can copy them to its host, except where
+    `split_outs` is True.
     """
     if mesh is None:
         return jax.jit(fn)
     split, whole = _shardings(mesh)
-    in_shardings = (whole, split, split, whole)[:num_args]
+    in_shardings = (whole, split, split, split if split_key else whole)[:num_args]
     outs = tuple(split if s else whole for s in split_outs)
-    if per_device:
-        # Every output of a device holds its own probes' rows; jit gathers the whole ones. No
-        # collectives inside, so no replication typing (methods need not be written for it).
-        out_specs = tuple(split.spec for _ in outs)
-        fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(s.spec for s in in_shardings),
-                           out_specs=out_specs if len(outs) > 1 else out_specs[0],
-                           check_vma=False)
+    # Every output of a device holds its own probes' rows; jit gathers the whole ones. No
+    # collectives inside, so no replication typing (methods need not be written for it).
+    out_specs = tuple(split.spec for _ in outs)
+    fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(s.spec for s in in_shardings),
+                       out_specs=out_specs if len(outs) > 1 else out_specs[0], check_vma=False)
     return jax.jit(fn, in_shardings=in_shardings,
                    out_shardings=outs if len(outs) > 1 else outs[0])
 
@@ -87,9 +85,9 @@ class AttributionCallback(Callback):
     With a `mesh`, the probe batch is split over its devices along axis 0 (padded
     with copies of the last probe to a multiple of the device count; the padding
     is dropped from the results), the parameters are replicated, and each device
-    explains its own probes. A stochastic method (SmoothGrad) draws noise by a
-    probe's slot in the whole batch, so it runs on the whole batch, split only as
-    far as XLA can. The maps equal those computed on one device. Under
+    explains its own probes; a stochastic method (SmoothGrad) gets one key per
+    probe (`attribution.example_keys`), split with the probes. The maps equal those
+    computed on one device. Under
     `jax.distributed`, every process must fire (the computation spans all of
     them); give processes other than 0 a writer that writes nothing.
     """
@@ -207,20 +205,26 @@ class AttributionCallback(Callback):
             images, targets = (jax.device_put(np.concatenate([a, np.repeat(a[-1:], pad, 0)]),
                                               split) for a in (self.images, self.labels))
             variables = jax.device_put(variables, whole)
-        compiled = {}
+        compiled, self._keys = {}, {}
         for name, opts in self.methods.items():
             fn = attribution.build(name, classifier, variables, shape, **opts)
-            # A stochastic method's noise depends on the probe's slot in the whole batch.
-            jitted = _mesh_jit(fn, self.mesh, 4, (False,),
-                               per_device=not attribution.get(name).stochastic)
-            compiled[name] = jitted.lower(variables, images, targets, self._key).compile()
+            # On a mesh, a stochastic method gets one key per probe, split with the probes, so
+            # each device draws its probes' noise as one device would for the whole batch.
+            split_key = self.mesh is not None and attribution.get(name).stochastic
+            key = self._key
+            if split_key:
+                key = jax.device_put(attribution.example_keys(key, len(targets)),
+                                     _shardings(self.mesh)[0])
+            self._keys[name] = key
+            jitted = _mesh_jit(fn, self.mesh, 4, (False,), split_key)
+            compiled[name] = jitted.lower(variables, images, targets, key).compile()
 
         def predict(variables, images, labels):
             probs = jax.nn.softmax(classifier.logits(variables, images))
             return probs, jnp.argmax(probs, axis=-1).astype(jnp.int32)
 
         # Predicted classes stay split: they are the methods' targets.
-        jitted = _mesh_jit(predict, self.mesh, 3, (False, True), per_device=True)
+        jitted = _mesh_jit(predict, self.mesh, 3, (False, True))
         compiled["_predict"] = jitted.lower(variables, images, targets).compile()
         self._compiled = compiled
         self._images, self._labels = images, targets
@@ -243,7 +247,8 @@ class AttributionCallback(Callback):
         maps, times = {}, {}
         for name in self.methods:
             start = time.perf_counter()
-            maps[name] = self._compiled[name](variables, self._images, targets, self._key)
+            maps[name] = self._compiled[name](variables, self._images, targets,
+                                              self._keys[name])
             maps[name].block_until_ready()
             times[name] = 1000.0 * (time.perf_counter() - start)
         self.timings.append(times)

@@ -6,9 +6,10 @@ the mean of squared maps) is from Hooker, Erhan, Kindermans & Kim, "A Benchmark 
 Interpretability Methods in Deep Neural Networks", NeurIPS 2019.
 
 Sample `s` adds Gaussian noise with standard deviation `noise_scale * (max(x) - min(x))` (per
-example) to every image. The noise of sample `s` for the example in batch slot `n` depends only
-on the key, `s` and `n`, so the result depends neither on `chunk_size` nor on the other
-examples in the batch.
+example) to every image. The noise of sample `s` for example `n` depends only on example `n`'s
+key (`attribution.example_keys`: a single key stands for `fold_in(key, n)` per example) and
+`s`, so the result depends neither on `chunk_size` nor on the other examples in the batch,
+and a slice of the batch with the same slice of keys gives the same maps.
 
 Options:
     base: Name of the registered method to smooth (any but smoothgrad itself).
@@ -34,7 +35,9 @@ from attribution import registry
 from attribution._checks import positive_int
 from attribution._chunked import chunk_size_option, evaluation_sum
 from attribution.classifier import Classifier
-from attribution.method import AttributionFn, Method
+from attribution.method import AttributionFn, Method, example_keys
+
+_NOISE, _BASE = 0, 1  # Streams folded into a (example, sample) key.
 
 
 def make(classifier: Classifier, *, base: str = "gradient",
@@ -61,22 +64,23 @@ def make(classifier: Classifier, *, base: str = "gradient",
         axes = tuple(range(1, images.ndim))
         value_range = images.max(axis=axes, keepdims=True) - images.min(axis=axes, keepdims=True)
         sigma = noise_scale * value_range  # [N, 1, 1, 1]
-        noise_key, base_key = jax.random.split(key)
+        n = images.shape[0]
+        keys = example_keys(key, n)
         size = images[0].size
 
         def maps(samples: jax.Array, examples: jax.Array) -> jax.Array:
-            def noise(s: jax.Array, n: jax.Array) -> jax.Array:
+            def noise(s: jax.Array, e: jax.Array) -> jax.Array:
                 # Drawn flat: XLA on CPU takes seconds to compile threefry for a 4-D shape.
-                key = jax.random.fold_in(jax.random.fold_in(noise_key, s), n)
+                key = jax.random.fold_in(jax.random.fold_in(keys[e], s), _NOISE)
                 return jax.random.normal(key, (size,), images.dtype).reshape(images.shape[1:])
 
             noisy = images[examples] + sigma[examples] * jax.vmap(noise)(samples, examples)
             # Any chunk's key differs from every other chunk's (only a stochastic base uses it).
-            out = base_fn(variables, noisy, targets[examples],
-                          jax.random.fold_in(base_key, samples[0] * n + examples[0]))
+            base_key = jax.random.fold_in(jax.random.fold_in(keys[examples[0]], samples[0]),
+                                          _BASE)
+            out = base_fn(variables, noisy, targets[examples], base_key)
             return jnp.square(out) if squared else out
 
-        n = images.shape[0]
         return evaluation_sum(maps, num_samples, n, chunk_size) / num_samples
 
     return attribute

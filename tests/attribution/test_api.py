@@ -131,3 +131,17 @@ def test_attribution_imports_neither_tensorflow_nor_trainer():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_keys():
+    key = jax.random.key(4)
+    keys = attribution.example_keys(key, 3)
+    assert keys.shape == (3,)
+    for n in range(3):
+        np.testing.assert_array_equal(jax.random.key_data(keys[n]),
+                                      jax.random.key_data(jax.random.fold_in(key, n)))
+    assert attribution.example_keys(keys, 3) is keys  # Already one per example.
+    raw = attribution.example_keys(jax.random.PRNGKey(4), 3)  # Raw uint32 keys are wrapped.
+    np.testing.assert_array_equal(jax.random.key_data(raw), jax.random.key_data(keys))
+    with pytest.raises(ValueError, match=r"one per example \(3\); got keys of shape \(2,\)"):
+        attribution.example_keys(jax.random.split(key), 3)
