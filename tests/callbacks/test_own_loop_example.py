@@ -23,3 +23,9 @@ def test_own_loop_example_runs_and_logs(tmp_path):
         assert sorted(images[f"attributions/{name}"]) == [0, 1, 2]
         assert images[f"attributions/evolution/{name}"] == [2]
     assert sorted(scalars["eval/accuracy"]) == [1, 2]
+    # The sanity checks on the user's model: its top-level layers, found by call order.
+    for name in ("gradient", "guided_backprop"):
+        assert scalars[f"sanity/{name}/cascading_spearman_abs"] == [2]
+        for layer in ("ConvBlock_0", "ConvBlock_1", "Dense_0"):
+            assert scalars[f"sanity/{name}/independent_ssim/{layer}"] == [2]
+    assert images["sanity/cascading_randomization"] == [2]
