@@ -213,8 +213,10 @@ class AttributionCallback(Callback):
             split_key = self.mesh is not None and attribution.get(name).stochastic
             key = self._key
             if split_key:
-                key = jax.device_put(attribution.example_keys(key, len(targets)),
-                                     _shardings(self.mesh)[0])
+                # Raw key data from the host, as the images: a device array held by one
+                # process cannot be placed on a mesh spanning several.
+                raw = np.asarray(jax.random.key_data(attribution.example_keys(key, len(targets))))
+                key = jax.device_put(raw, _shardings(self.mesh)[0])
             self._keys[name] = key
             jitted = _mesh_jit(fn, self.mesh, 4, (False,), split_key)
             compiled[name] = jitted.lower(variables, images, targets, key).compile()

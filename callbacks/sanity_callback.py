@@ -36,12 +36,12 @@ from attribution.sanity.input_invariance import DEFAULT_SHIFT
 from callbacks.attribution_callback import _TITLES, GRADIENT_FAMILY, variables_of
 from callbacks.base import Callback, Logs
 
-SIMILARITIES = sanity.DEFAULT_SIMILARITIES
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
 
 
 def probe_subset(total: int, count: int) -> np.ndarray:
-    """`count` indices spread evenly over `range(total)`; all of them when `count` is 0 or more.
+    """`count` indices spread evenly over `range(total)`; all of them when `count` is 0 or at
+    least `total`.
 
     Probe sets are ordered by class, so spreading the subset keeps it varied.
     """
@@ -114,6 +114,10 @@ class SanityCallback(Callback):
                                  ("faithfulness_steps", faithfulness_steps, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
+        if not np.isfinite(invariance_shift):
+            raise ValueError(f"invariance_shift must be a finite number; got {invariance_shift!r}.")
         self.methods = (
             {name: dict(opts) for name, opts in methods.items()}
             if isinstance(methods, Mapping) else {name: {} for name in methods}

@@ -37,9 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.attribution = attribution_config(ALL_METHODS)
     config.sanity = sanity_config()
 
-    # Command line only: compiled programs cached in WORKDIR/jax_cache; reruns and resumes skip
-    # most compiling.
-    config.compilation_cache = True
+    config.compilation_cache = True  # CLI: compiled programs kept in WORKDIR/jax_cache.
     config.checkpoint_max_to_keep = 2  # Checkpoints kept in WORKDIR/checkpoints; resume: last.
 
     if arg == "tiny":

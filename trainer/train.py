@@ -91,16 +91,21 @@ def load_or_select_probes(workdir: str, labels: np.ndarray, per_class: int = 2,
     return parallel.broadcast_from_main(chosen)
 
 
-def attribution_callback(section: ml_collections.ConfigDict, model, splits: data.MnistSplits,
-                         workdir: str, writer,
-                         mesh: jax.sharding.Mesh | None = None) -> AttributionCallback:
-    """The AttributionCallback the config's `attribution` section describes."""
-    methods = attribution_methods(section)
+def probe_set(section: ml_collections.ConfigDict, splits: data.MnistSplits, workdir: str
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The probe digits and labels the `attribution` section picks (stored in probes.json)."""
     explicit = [int(i) for i in section.probe_indices.split(",") if i.strip()]
     probes = load_or_select_probes(workdir, splits.eval_labels, section.probes_per_class,
                                    explicit or None)
+    return splits.eval_images[probes], splits.eval_labels[probes]
+
+
+def attribution_callback(section: ml_collections.ConfigDict, model,
+                         probe_images: np.ndarray, probe_labels: np.ndarray, writer,
+                         mesh: jax.sharding.Mesh | None = None) -> AttributionCallback:
+    """The AttributionCallback the config's `attribution` section describes."""
     return AttributionCallback(
-        model, splits.eval_images[probes], splits.eval_labels[probes], writer, methods=methods,
+        model, probe_images, probe_labels, writer, methods=attribution_methods(section),
         every_n_epochs=section.every_n_epochs, every_n_steps=section.every_n_steps,
         at_start=section.at_start, targets=section.targets, percentile=section.percentile,
         seed=section.seed, mesh=mesh,
@@ -120,15 +125,12 @@ def sanity_methods(config: ml_collections.ConfigDict) -> dict[str, dict]:
     return attribution_methods(section)
 
 
-def sanity_callback(config: ml_collections.ConfigDict, model, splits: data.MnistSplits,
-                    workdir: str, writer) -> SanityCallback:
+def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.ndarray,
+                    probe_labels: np.ndarray, writer) -> SanityCallback:
     """The SanityCallback the config's `sanity` section describes, on the attribution probes."""
     section = config.sanity
-    explicit = [int(i) for i in config.attribution.probe_indices.split(",") if i.strip()]
-    probes = load_or_select_probes(workdir, splits.eval_labels,
-                                   config.attribution.probes_per_class, explicit or None)
     return SanityCallback(
-        model, splits.eval_images[probes], splits.eval_labels[probes], writer,
+        model, probe_images, probe_labels, writer,
         methods=sanity_methods(config), num_probes=section.num_probes,
         every_n_epochs=section.every_n_epochs, at_start=section.at_start,
         at_end=section.at_end, independent=section.independent,
@@ -179,12 +181,17 @@ def train_and_evaluate(
         state = steps.create_train_state(
             model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
         )
+        # The callbacks check their arguments when constructed: built here on one digit, with
+        # no writer, a bad value fails before anything is written. A method that does not
+        # apply to the model (Grad-CAM on an MLP) fails at `build`.
+        digit, label = splits.eval_images[:1], splits.eval_labels[:1]
         if config.attribution.enabled:
-            # A method that does not apply to the model (Grad-CAM on an MLP) fails here.
+            attribution_callback(config.attribution, model, digit, label, None, mesh)
             for name, options in attribution_methods(config.attribution).items():
                 attribution.build(name, model, {"params": state.params},
                                   splits.eval_images.shape[1:], **options)
         if config.sanity.enabled:
+            sanity_callback(config, model, digit, label, None)
             for name, options in sanity_methods(config).items():
                 attribution.build(name, model, {"params": state.params},
                                   splits.eval_images.shape[1:], **options)
@@ -197,14 +204,16 @@ def train_and_evaluate(
     writer = TensorBoardWriter(workdir) if parallel.is_main_process() else MultiWriter([])
     callbacks = list(callbacks)
     try:
+        if config.attribution.enabled or config.sanity.enabled:
+            probe_images, probe_labels = probe_set(config.attribution, splits, workdir)
         if config.attribution.enabled:
-            callback = attribution_callback(config.attribution, model, splits, workdir, writer,
-                                            mesh)
+            callback = attribution_callback(config.attribution, model, probe_images,
+                                            probe_labels, writer, mesh)
             callback.compile({"params": state.params})
             logging.info("Attribution callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(0, callback)
         if config.sanity.enabled:
-            callback = sanity_callback(config, model, splits, workdir, writer)
+            callback = sanity_callback(config, model, probe_images, probe_labels, writer)
             callback.compile({"params": state.params})
             logging.info("Sanity callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(int(config.attribution.enabled), callback)

@@ -150,6 +150,8 @@ def test_similarity_plot_is_an_rgb_image_without_pyplot():
     ({"figure_probes": 0}, "figure_probes"),
     ({"faithfulness_steps": 0}, "faithfulness_steps"),
     ({"every_n_epochs": 1.5}, "every_n_epochs"),
+    ({"seed": -1}, "seed must be an int >= 0; got -1"),
+    ({"invariance_shift": float("nan")}, "invariance_shift must be a finite number"),
 ])
 def test_bad_arguments_fail_in_constructor(kwargs, match):
     images, labels = np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int32)

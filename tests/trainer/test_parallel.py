@@ -100,7 +100,7 @@ def test_two_processes_train_and_only_process_0_writes(tmp_path):
         sys.executable, "-m", "trainer", "--config", "configs/mlp.py:tiny",
         f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{_free_port()}",
         "--num_processes=2", "--config.num_epochs=1", "--config.data.max_train_examples=128",
-        "--config.batch_size=32", "--config.attribution.methods=gradient",
+        "--config.batch_size=32", "--config.attribution.methods=gradient,smoothgrad",
         "--config.sanity.enabled=False",
     ]
     procs = [subprocess.Popen([*args, f"--process_id={i}"], cwd=REPO_ROOT, env=_env(2),
