@@ -24,8 +24,8 @@ from callbacks.base import Callback, Logs, params_of
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
-# Short column titles: grid cells are narrow.
-_TITLES = {
+# Short method titles for grid columns and plot legends: grid cells are narrow.
+METHOD_TITLES = {
     "gradient": "grad", "gradient_x_input": "grad*in", "integrated_gradients": "IG",
     "smoothgrad": "SmoothG", "deconvnet": "deconv", "guided_backprop": "GuidedBP",
     "cam": "CAM", "grad_cam": "Grad-CAM", "guided_grad_cam": "G.Grad-CAM",
@@ -292,11 +292,11 @@ class AttributionCallback(Callback):
         names = list(self.methods)  # Config order; device_get returns dicts key-sorted.
         overview = np.stack([digits, *(colored[n] for n in names)], axis=1)
         images = {"attributions/overview": render.grid(
-            overview, row_labels, ["input", *(_TITLES.get(n, n[:10]) for n in names)])}
+            overview, row_labels, ["input", *(METHOD_TITLES.get(n, n[:10]) for n in names)])}
         for name in names:
             cells = np.stack([digits, colored[name], overlays[name]], axis=1)
             images[f"attributions/{name}"] = render.grid(
-                cells, row_labels, ["input", _TITLES.get(name, name[:10]), "overlay"])
+                cells, row_labels, ["input", METHOD_TITLES.get(name, name[:10]), "overlay"])
         self.writer.write_images(step, images)
         scalars = {f"attribution_time_ms/{name}": t for name, t in times.items()}
         scalars["probes/confidence"] = float(confidence.mean())

@@ -33,7 +33,7 @@ import numpy as np
 import attribution
 from attribution import render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
-from callbacks.attribution_callback import _TITLES, GRADIENT_FAMILY, variables_of
+from callbacks.attribution_callback import GRADIENT_FAMILY, METHOD_TITLES, variables_of
 from callbacks.base import Callback, Logs
 
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
@@ -293,7 +293,7 @@ class SanityCallback(Callback):
                 maps = out["maps"][m][:, p]  # [S + 1, H, W, C]
                 heat, _ = render.heatmaps(maps, "sum" if self._signed[m] else "abs_sum")
                 rows.append(np.concatenate([digits[p:p + 1], heat]))
-                row_labels.append(f"{_TITLES.get(m, m[:10])}\ndigit {self.labels[p]}")
+                row_labels.append(f"{METHOD_TITLES.get(m, m[:10])}\ndigit {self.labels[p]}")
         col_labels = ["input", "trained", *_cumulative(self._stage_names["cascading"])]
         return render.grid(np.stack(rows), row_labels, col_labels)
 
@@ -329,7 +329,7 @@ def similarity_plot(scores: Mapping[str, Mapping[str, np.ndarray]], stage_names:
     x = np.arange(1, len(stage_names) + 1)
     for ax, s in zip(axes, similarities, strict=True):
         for m, by_similarity in scores.items():
-            ax.plot(x, by_similarity[s], marker="o", markersize=3, label=_TITLES.get(m, m))
+            ax.plot(x, by_similarity[s], marker="o", markersize=3, label=METHOD_TITLES.get(m, m))
         ax.axhline(0.0, color="grey", linewidth=0.5)
         ax.set_title(s)
         ax.set_xticks(x, _cumulative(stage_names), rotation=45, ha="right", fontsize=7)
