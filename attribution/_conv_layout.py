@@ -17,13 +17,15 @@ the kernel transpose is a copy of a few kilobytes per conv.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
+
+from attribution._jaxpr_interpreter import evaluate, interpreted
 
 # Call primitives whose one sub-jaxpr (param "jaxpr") takes exactly the equation's inputs.
 _INLINE = ("jit", "pjit", "closed_call", "core_call")
@@ -54,30 +56,15 @@ def _canonical_conv(eqn: jex.JaxprEqn, lhs: Any, rhs: Any) -> Any | None:
     return jnp.transpose(out, tuple(np.argsort((out_spec[0], *out_spec[2:], out_spec[1]))))
 
 
-def _evaluate(jaxpr: jex.Jaxpr, consts: Sequence[Any], args: Sequence[Any]) -> list[Any]:
-    env: dict[jex.Var, Any] = {}
-
-    def read(atom):
-        return atom.val if isinstance(atom, jex.Literal) else env[atom]
-
-    env.update(zip(jaxpr.constvars, consts, strict=True))
-    env.update(zip(jaxpr.invars, args, strict=True))
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        name = eqn.primitive.name
-        outs = None
-        if name == "conv_general_dilated":
-            out = _canonical_conv(eqn, *invals)
-            outs = None if out is None else [out]
-        elif name in _INLINE and isinstance(eqn.params.get("jaxpr"), jex.ClosedJaxpr):
-            sub = eqn.params["jaxpr"]
-            outs = _evaluate(sub.jaxpr, sub.consts, invals)
-        if outs is None:
-            with eqn.ctx.manager:
-                out = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(eqn.params))
-            outs = list(out) if eqn.primitive.multiple_results else [out]
-        env.update(zip(eqn.outvars, outs, strict=True))
-    return [read(v) for v in jaxpr.outvars]
+def _rule(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any] | None:
+    name = eqn.primitive.name
+    if name == "conv_general_dilated":
+        out = _canonical_conv(eqn, *invals)
+        return None if out is None else [out]
+    if name in _INLINE and isinstance(eqn.params.get("jaxpr"), jex.ClosedJaxpr):
+        sub = eqn.params["jaxpr"]
+        return evaluate(sub.jaxpr, sub.consts, invals, _rule)
+    return None
 
 
 def canonical_convs(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,10 +77,4 @@ def canonical_convs(fn: Callable[..., Any]) -> Callable[..., Any]:
     Returns:
         A function with `fn`'s signature and values; jittable and differentiable.
     """
-
-    def rewritten(*args: Any) -> Any:
-        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-        outs = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args))
-        return jax.tree.unflatten(jax.tree.structure(out_shape), outs)
-
-    return rewritten
+    return interpreted(fn, _rule)

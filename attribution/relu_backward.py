@@ -31,6 +31,7 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
+from attribution._jaxpr_interpreter import Rule, bind, evaluate, interpreted
 from attribution.classifier import Classifier
 
 RULES = ("guided", "deconvnet")
@@ -118,7 +119,8 @@ def count_relus(jaxpr: jex.Jaxpr) -> int:
 def _retrace(closed: jex.ClosedJaxpr, relu: Callable) -> jex.ClosedJaxpr:
     avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype, weak_type=v.aval.weak_type)
              for v in closed.jaxpr.invars]
-    return jax.make_jaxpr(lambda *a: _evaluate(closed.jaxpr, closed.consts, a, relu))(*avals)
+    return jax.make_jaxpr(
+        lambda *a: evaluate(closed.jaxpr, closed.consts, a, _rule(relu)))(*avals)
 
 
 def _rewrite_params(eqn: jex.JaxprEqn, relu: Callable) -> dict[str, Any]:
@@ -132,36 +134,22 @@ def _rewrite_params(eqn: jex.JaxprEqn, relu: Callable) -> dict[str, Any]:
     return params
 
 
-def _evaluate(jaxpr: jex.Jaxpr, consts: Sequence[Any], args: Sequence[Any],
-              relu: Callable) -> list[Any]:
-    env: dict[jex.Var, Any] = {}
+def _rule(relu: Callable) -> Rule:
+    """The interpreter rule that swaps each ReLU for `relu`, wherever it is nested."""
 
-    def read(atom):
-        return atom.val if isinstance(atom, jex.Literal) else env[atom]
-
-    env.update(zip(jaxpr.constvars, consts, strict=True))
-    env.update(zip(jaxpr.invars, args, strict=True))
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
+    def rule(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any] | None:
         operand = _relu_operand(eqn)
-        subs = list(_sub_jaxprs(eqn.params))
         if operand is not None:
-            outs = [relu(invals[operand])]
-        elif not any(count_relus(sub) for sub, _ in subs):
-            outs = _bind(eqn, eqn.params, invals)
-        elif eqn.primitive.name in _INLINE and len(subs) == 1:
+            return [relu(invals[operand])]
+        subs = list(_sub_jaxprs(eqn.params))
+        if not any(count_relus(sub) for sub, _ in subs):
+            return None
+        if eqn.primitive.name in _INLINE and len(subs) == 1:
             sub, sub_consts = subs[0]
-            outs = _evaluate(sub, sub_consts, invals[len(invals) - len(sub.invars):], relu)
-        else:
-            outs = _bind(eqn, _rewrite_params(eqn, relu), invals)
-        env.update(zip(eqn.outvars, outs, strict=True))
-    return [read(v) for v in jaxpr.outvars]
+            return evaluate(sub, sub_consts, invals[len(invals) - len(sub.invars):], rule)
+        return bind(eqn, _rewrite_params(eqn, relu), invals)
 
-
-def _bind(eqn: jex.JaxprEqn, params: dict[str, Any], invals: list[Any]) -> list[Any]:
-    with eqn.ctx.manager:
-        out = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(params))
-    return list(out) if eqn.primitive.multiple_results else [out]
+    return rule
 
 
 def replace_relu_backward(fn: Callable[..., Any], rule: str,
@@ -187,14 +175,7 @@ def replace_relu_backward(fn: Callable[..., Any], rule: str,
     if not count_relus(jax.make_jaxpr(fn)(*example_args).jaxpr):
         raise ValueError(f"The {rule} rule needs ReLUs, and the model has none "
                          "(looked for jax.nn.relu / flax.linen.relu and jnp.maximum(x, 0)).")
-    relu = _RELUS[rule]
-
-    def rewritten(*args):
-        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-        outs = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args), relu)
-        return jax.tree.unflatten(jax.tree.structure(out_shape), outs)
-
-    return rewritten
+    return interpreted(fn, _rule(_RELUS[rule]))
 
 
 def rule_gradient(classifier: Classifier, rule: str) -> Callable[..., jax.Array]:

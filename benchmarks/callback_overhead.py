@@ -58,6 +58,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import attribution  # noqa: E402
+from benchmarks.attribution import machine_lines  # noqa: E402
 from callbacks.attribution_callback import AttributionCallback  # noqa: E402
 from callbacks.probes import select_probes  # noqa: E402
 from callbacks.sanity_callback import SanityCallback  # noqa: E402
@@ -92,8 +93,8 @@ class TimedWriter:
         self._timed("flush")
 
 
-class TimedCallback(AttributionCallback):
-    """AttributionCallback that records each firing's foreground, render and write seconds."""
+class _TimedFirings:
+    """Mixin: records each firing's foreground, render and write seconds (writer: TimedWriter)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,47 +107,21 @@ class TimedCallback(AttributionCallback):
         super().fire(step, state)
         self.fire_seconds.append(time.perf_counter() - start)
 
-    def _render_and_write(self, step, maps, probs, times):
+    def _render_and_write(self, step, *args):
         start, written = time.perf_counter(), self.writer.seconds
-        super()._render_and_write(step, maps, probs, times)
+        super()._render_and_write(step, *args)
         write = self.writer.seconds - written
         self.write_seconds.append(write)
         self.render_seconds.append(time.perf_counter() - start - write)
 
 
-class TimedSanityCallback(SanityCallback):
-    """SanityCallback that records each firing's foreground, render and write seconds."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fire_seconds: list[float] = []
-        self.render_seconds: list[float] = []
-        self.write_seconds: list[float] = []
-
-    def fire(self, step, state):
-        start = time.perf_counter()
-        super().fire(step, state)
-        self.fire_seconds.append(time.perf_counter() - start)
-
-    def _render_and_write(self, step, out, time_ms):
-        start, written = time.perf_counter(), self.writer.seconds
-        super()._render_and_write(step, out, time_ms)
-        write = self.writer.seconds - written
-        self.write_seconds.append(write)
-        self.render_seconds.append(time.perf_counter() - start - write)
+class TimedCallback(_TimedFirings, AttributionCallback):
+    """AttributionCallback with per-firing foreground, render and write seconds."""
 
 
-def machine_line() -> str:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"- CPU: {cpu}; {os.cpu_count()} cores; load average {load}; JAX {jax.__version__}, "
-            f"backend {jax.default_backend()}, device {jax.devices()[0].device_kind}")
+class TimedSanityCallback(_TimedFirings, SanityCallback):
+    """SanityCallback with per-firing foreground, render and write seconds."""
+
 
 
 def run_epoch(state, splits, epoch, batch_size):
@@ -266,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     methods, skipped = applicable_methods(model, {"params": state.params}, shape)
 
     print("# Callback overhead\n")
-    print(machine_line())
+    print("\n".join(machine_lines()))
     print(f"- Data: {splits.describe()}; an epoch = {n_train} digits "
           f"({n_train // args.batch_size} steps of {args.batch_size}), training steps only")
     print(f"- Probes: {len(probe_idx)} ({args.probes_per_class} per class); methods at default "

@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 
 import attribution  # noqa: E402
 from attribution import sanity  # noqa: E402
+from benchmarks.attribution import machine_lines  # noqa: E402
 from trainer import data, models, steps  # noqa: E402
 
 RANDOM_MAPS = "random maps"
@@ -53,21 +54,6 @@ RANDOM_MAPS = "random maps"
 # methods follow in registry order.
 ROW_ORDER = ("gradient", "smoothgrad", "gradient_x_input", "integrated_gradients", "occlusion",
              "guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam")
-
-
-def machine_lines() -> list[str]:
-    """Markdown bullet lines describing the CPU, the JAX backend and the current load."""
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return [f"- CPU: {cpu}; {os.cpu_count()} cores; load average {load}",
-            f"- JAX {jax.__version__}, backend {jax.default_backend()}, "
-            f"device {jax.devices()[0].device_kind}"]
 
 
 def train(splits: data.MnistSplits, epochs: int, learning_rate: float = 1e-3):

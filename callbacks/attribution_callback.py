@@ -8,7 +8,6 @@ Tags written (the interface; see README):
   probes/confidence, probes/accuracy, probes/true_class_probability
 """
 
-import concurrent.futures
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +19,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import attribution
 from attribution import render
-from callbacks.base import Callback, Logs, params_of
+from callbacks.background import BackgroundJobs
+from callbacks.base import Callback, Logs, checked_probes, method_options, params_of
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
@@ -125,29 +125,15 @@ class AttributionCallback(Callback):
           evolution: at on_train_end, write one image per method with firings as columns.
           mesh: a 1-D device mesh to split the probe batch over; None: one device.
         """
-        probe_images = np.asarray(probe_images, np.float32)
-        probe_labels = np.asarray(probe_labels)
-        if probe_images.ndim != 4 or len(probe_images) != len(probe_labels) or not len(
-                probe_labels):
-            raise ValueError(
-                f"probe_images must be [P, H, W, C] and probe_labels [P] with P > 0; got "
-                f"{probe_images.shape} and {probe_labels.shape}."
-            )
+        probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         if targets not in TARGETS:
             raise ValueError(f"Unknown targets {targets!r}; valid: {', '.join(TARGETS)}.")
         if every_n_epochs < 0 or every_n_steps < 0:
             raise ValueError("every_n_epochs and every_n_steps must be >= 0.")
-        if isinstance(methods, str):
-            raise ValueError(f"methods must be a list of names or a mapping; got {methods!r}.")
-        self.methods = (
-            {name: dict(opts) for name, opts in methods.items()}
-            if isinstance(methods, Mapping) else {name: {} for name in methods}
-        )
-        for name, opts in self.methods.items():
-            attribution.get(name).check_options(opts)  # Fails here, before training.
+        self.methods = method_options(methods)
         self.model = model
         self.images = probe_images
-        self.labels = probe_labels.astype(np.int32)
+        self.labels = probe_labels
         self.writer = writer
         self.every_n_epochs = every_n_epochs
         self.every_n_steps = every_n_steps
@@ -160,8 +146,7 @@ class AttributionCallback(Callback):
         self._compiled: dict[str, Any] | None = None
         self._signed = {name: attribution.get(name).signed for name in self.methods}
         self._history: list[tuple[int, dict[str, np.ndarray]]] = []
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="attribution")
-        self._pending: list[concurrent.futures.Future] = []
+        self._background = BackgroundJobs("attribution")
         self.last_step = 0
         self.compile_seconds = 0.0
         self.timings: list[dict[str, float]] = []
@@ -238,7 +223,7 @@ class AttributionCallback(Callback):
         Returns:
           The maps on the host: method name -> float32 [P, H, W, C].
         """
-        self._raise_background_error()
+        self._background.raise_errors()
         variables = variables_of(state)
         if self._compiled is None:
             self.compile(variables)
@@ -258,21 +243,13 @@ class AttributionCallback(Callback):
         count = len(self.labels)  # Drops the mesh's padding.
         host_maps = {name: m[:count] for name, m in host_maps.items()}
         host_probs = host_probs[:count]
-        self._pending.append(self._pool.submit(self._render_and_write, step, host_maps,
-                                               np.asarray(host_probs), times))
+        self._background.submit(self._render_and_write, step, host_maps,
+                                np.asarray(host_probs), times)
         return host_maps
 
     def wait(self) -> None:
         """Blocks until every queued render-and-write is done; re-raises its error."""
-        for future in self._pending:
-            future.result()
-        self._pending.clear()
-
-    def _raise_background_error(self) -> None:
-        done = [f for f in self._pending if f.done()]
-        for future in done:
-            self._pending.remove(future)
-            future.result()
+        self._background.wait()
 
     # Rendering (background thread) -------------------------------------------------------------
 

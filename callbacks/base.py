@@ -15,10 +15,39 @@ in `on_train_batch_end` by setting `batch_logs = True` (it costs the loop a
 device-to-host copy every step, so it is off by default).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+import attribution
+
 Logs = Mapping[str, float] | None
+
+
+def checked_probes(probe_images: Any, probe_labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Probe images as float32 `[P, H, W, C]` and labels as int32 `[P]`, P > 0; else ValueError."""
+    probe_images = np.asarray(probe_images, np.float32)
+    probe_labels = np.asarray(probe_labels)
+    if probe_images.ndim != 4 or len(probe_images) != len(probe_labels) or not len(
+            probe_labels):
+        raise ValueError(
+            f"probe_images must be [P, H, W, C] and probe_labels [P] with P > 0; got "
+            f"{probe_images.shape} and {probe_labels.shape}."
+        )
+    return probe_images, probe_labels.astype(np.int32)
+
+
+def method_options(methods: Sequence[str] | Mapping[str, Mapping[str, Any]]
+                   ) -> dict[str, dict[str, Any]]:
+    """Method name -> options, from names or a mapping; unknown methods or options fail here."""
+    if isinstance(methods, str):
+        raise ValueError(f"methods must be a list of names or a mapping; got {methods!r}.")
+    options = ({name: dict(opts) for name, opts in methods.items()}
+               if isinstance(methods, Mapping) else {name: {} for name in methods})
+    for name, opts in options.items():
+        attribution.get(name).check_options(opts)  # Fails here, before training.
+    return options
 
 
 class Callback:

@@ -21,7 +21,6 @@ Tags written (the interface; see README), `<method>` for each checked method:
   sanity/similarity_vs_randomized_layers      image: similarity per cascading stage
 """
 
-import concurrent.futures
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,7 +33,8 @@ import attribution
 from attribution import render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
 from callbacks.attribution_callback import GRADIENT_FAMILY, METHOD_TITLES, variables_of
-from callbacks.base import Callback, Logs
+from callbacks.background import BackgroundJobs
+from callbacks.base import Callback, Logs, checked_probes, method_options
 
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
 
@@ -98,16 +98,7 @@ class SanityCallback(Callback):
             `attribution.sanity.reinit`), stochastic methods' noise and the random faithfulness
             baseline; the same every firing, so scores compare across epochs.
         """
-        probe_images = np.asarray(probe_images, np.float32)
-        probe_labels = np.asarray(probe_labels)
-        if probe_images.ndim != 4 or len(probe_images) != len(probe_labels) or not len(
-                probe_labels):
-            raise ValueError(
-                f"probe_images must be [P, H, W, C] and probe_labels [P] with P > 0; got "
-                f"{probe_images.shape} and {probe_labels.shape}."
-            )
-        if isinstance(methods, str):
-            raise ValueError(f"methods must be a list of names or a mapping; got {methods!r}.")
+        probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         for name, value, low in (("num_probes", num_probes, 0),
                                  ("every_n_epochs", every_n_epochs, 0),
                                  ("figure_probes", figure_probes, 1),
@@ -118,18 +109,13 @@ class SanityCallback(Callback):
             raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
         if not np.isfinite(invariance_shift):
             raise ValueError(f"invariance_shift must be a finite number; got {invariance_shift!r}.")
-        self.methods = (
-            {name: dict(opts) for name, opts in methods.items()}
-            if isinstance(methods, Mapping) else {name: {} for name in methods}
-        )
+        self.methods = method_options(methods)
         if not self.methods:
             raise ValueError("methods is empty; pass at least one attribution method.")
-        for name, opts in self.methods.items():
-            attribution.get(name).check_options(opts)  # Fails here, before training.
         chosen = probe_subset(len(probe_labels), num_probes)
         self.model = model
         self.images = probe_images[chosen]
-        self.labels = probe_labels[chosen].astype(np.int32)
+        self.labels = probe_labels[chosen]
         self.writer = writer
         self.every_n_epochs = every_n_epochs
         self.at_start = at_start
@@ -142,8 +128,7 @@ class SanityCallback(Callback):
         self._signed = {name: attribution.get(name).signed for name in self.methods}
         self._compiled: Any = None
         self._stage_names: dict[str, tuple[str, ...]] = {}
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sanity")
-        self._pending: list[concurrent.futures.Future] = []
+        self._background = BackgroundJobs("sanity")
         self._last_epoch = 0
         self._last_fired: int | None = None
         self.compile_seconds = 0.0
@@ -231,7 +216,7 @@ class SanityCallback(Callback):
 
     def fire(self, step: int, state: Any) -> None:
         """Runs every check with the current parameters and logs the scores at `step`."""
-        self._raise_background_error()
+        self._background.raise_errors()
         variables = variables_of(state)
         if self._compiled is None:
             self.compile(variables)
@@ -240,20 +225,11 @@ class SanityCallback(Callback):
         host = jax.device_get(out)  # The one copy per firing (it also waits for the compute).
         self.timings.append(1000.0 * (time.perf_counter() - start))
         self._last_fired = step
-        self._pending.append(self._pool.submit(self._render_and_write, step, host,
-                                               self.timings[-1]))
+        self._background.submit(self._render_and_write, step, host, self.timings[-1])
 
     def wait(self) -> None:
         """Blocks until every queued render-and-write is done; re-raises its error."""
-        for future in self._pending:
-            future.result()
-        self._pending.clear()
-
-    def _raise_background_error(self) -> None:
-        done = [f for f in self._pending if f.done()]
-        for future in done:
-            self._pending.remove(future)
-            future.result()
+        self._background.wait()
 
     # Rendering (background thread) -------------------------------------------------------------
 

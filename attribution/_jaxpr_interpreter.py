@@ -1,0 +1,62 @@
+"""Evaluate a function's jaxpr equation by equation, letting a rule replace some equations.
+
+ReLU-backward rewriting (`relu_backward`) and canonical conv layouts (`_conv_layout`) both
+trace a function once and re-bind every equation as traced, except those their rule
+rewrites. The result stays jittable and differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.extend.core as jex
+
+# `rule(eqn, invals)` -> the equation's outputs, or None to bind it as traced.
+Rule = Callable[[jex.JaxprEqn, list[Any]], list[Any] | None]
+
+
+def bind(eqn: jex.JaxprEqn, params: dict[str, Any], invals: Sequence[Any]) -> list[Any]:
+    """Binds `eqn`'s primitive to `invals` with `params`; always a list of outputs."""
+    with eqn.ctx.manager:
+        out = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(params))
+    return list(out) if eqn.primitive.multiple_results else [out]
+
+
+def evaluate(jaxpr: jex.Jaxpr, consts: Sequence[Any], args: Sequence[Any], rule: Rule
+             ) -> list[Any]:
+    """The outputs of `jaxpr` on `args`, each equation given to `rule` first."""
+    env: dict[jex.Var, Any] = {}
+
+    def read(atom):
+        return atom.val if isinstance(atom, jex.Literal) else env[atom]
+
+    env.update(zip(jaxpr.constvars, consts, strict=True))
+    env.update(zip(jaxpr.invars, args, strict=True))
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        outs = rule(eqn, invals)
+        if outs is None:
+            outs = bind(eqn, eqn.params, invals)
+        env.update(zip(eqn.outvars, outs, strict=True))
+    return [read(v) for v in jaxpr.outvars]
+
+
+def interpreted(fn: Callable[..., Any], rule: Rule) -> Callable[..., Any]:
+    """`fn`, re-traced for each call's shapes and evaluated through `rule`.
+
+    Args:
+        fn: A pure function of arrays (pytrees allowed).
+        rule: See `Rule`.
+
+    Returns:
+        A function with `fn`'s signature; jittable and differentiable.
+    """
+
+    def rewritten(*args: Any) -> Any:
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        outs = evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args), rule)
+        return jax.tree.unflatten(jax.tree.structure(out_shape), outs)
+
+    return rewritten
