@@ -8,8 +8,14 @@ Every method explains the logit of a target class. Methods live one per file in
     maps = attribution.explain("integrated_gradients", model, variables, images, labels)
 """
 
-from attribution.api import build, build_many, explain, predicted_targets
-from attribution.classifier import Classifier, as_classifier
+from attribution.api import (
+    applicable_methods,
+    build,
+    build_many,
+    explain,
+    predicted_targets,
+)
+from attribution.classifier import Classifier, NotApplicableError, as_classifier
 from attribution.method import AttributionFn, Method, example_keys
 from attribution.registry import get, names
 
@@ -17,6 +23,8 @@ __all__ = [
     "AttributionFn",
     "Classifier",
     "Method",
+    "NotApplicableError",
+    "applicable_methods",
     "as_classifier",
     "build",
     "build_many",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,20 +14,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution import registry
-from attribution.classifier import as_classifier
+from attribution.classifier import LogitsSpec, NotApplicableError, as_classifier
 from attribution.method import AttributionFn
+from attribution.model_kinds import kind_of
+
+MODEL_OPTIONS = ("model_kwargs", "logits", "preprocess")
+"""Keywords of `build`, `build_many` and `explain` that describe the model, not a method."""
 
 
-def build(method: str, model: Any, variables: Any, input_shape: tuple[int, int, int],
+def build(method: str, model: Any, variables: Any, input_shape: tuple[int, int, int], *,
+          model_kwargs: Mapping[str, Any] | None = None, logits: LogitsSpec = None,
+          preprocess: Callable[[jax.Array], jax.Array] | None = None,
           **options: Any) -> AttributionFn:
     """Builds one attribution method for a model (validated, not jitted).
 
     Args:
         method: A registered method name (see `names()`).
-        model: A `flax.linen.Module`, an apply function `(variables, images) -> logits`, or a
-            `Classifier`.
-        variables: The model's variables, or the same pytree of `jax.ShapeDtypeStruct`s.
+        model: A `flax.linen.Module`, a `flax.nnx.Module`, an apply function
+            `(variables, images) -> logits`, or a `Classifier`.
+        variables: The model's variables (NNX: `nnx.state(model)`, or None for the module's
+            current state), or the same pytree of `jax.ShapeDtypeStruct`s.
         input_shape: Per-example image shape `(H, W, C)`.
+        model_kwargs, logits, preprocess: How to call the model (see `as_classifier`).
         **options: The method's options (the keyword-only parameters of its `make`).
 
     Returns:
@@ -35,7 +44,37 @@ def build(method: str, model: Any, variables: Any, input_shape: tuple[int, int, 
     Raises:
         ValueError: For an unknown method or option, or an option value the method rejects.
     """
-    return registry.get(method).build(as_classifier(model, variables, input_shape), **options)
+    spec = registry.get(method)
+    spec.check_options(options)
+    classifier = as_classifier(model, variables, input_shape, model_kwargs=model_kwargs,
+                               logits=logits, preprocess=preprocess)
+    try:
+        return spec.build(classifier, **options)
+    except NotApplicableError as e:
+        valid = ", ".join(applicable_methods(classifier)) or "none"
+        raise NotApplicableError(f"{e} Methods that apply to this model: {valid}.") from None
+
+
+def applicable_methods(model: Any, variables: Any = None,
+                       input_shape: tuple[int, int, int] | None = None,
+                       **model_options: Any) -> list[str]:
+    """The registered methods that apply to a model (built at their defaults to find out).
+
+    Args:
+        model: A `Classifier`, or a model with `variables` and `input_shape` (and the model
+            options of `build`).
+    """
+    classifier = as_classifier(model, variables, input_shape, **model_options)
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in registry.names():
+            try:
+                registry.get(name).build(classifier)
+            except ValueError:  # Not applicable, or not at its default options.
+                continue
+            found.append(name)
+    return found
 
 
 def _key_for(key: jax.Array, name: str) -> jax.Array:
@@ -44,13 +83,15 @@ def _key_for(key: jax.Array, name: str) -> jax.Array:
 
 
 def build_many(methods: Mapping[str, Mapping[str, Any]], model: Any, variables: Any,
-               input_shape: tuple[int, int, int]
+               input_shape: tuple[int, int, int], *,
+               model_kwargs: Mapping[str, Any] | None = None, logits: LogitsSpec = None,
+               preprocess: Callable[[jax.Array], jax.Array] | None = None,
                ) -> Callable[[Any, jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]:
     """Builds several methods as one function, so one `jax.jit` compiles them all together.
 
     Args:
         methods: Method name -> its options (`{}` for defaults).
-        model, variables, input_shape: As for `build`.
+        model, variables, input_shape, model_kwargs, logits, preprocess: As for `build`.
 
     Returns:
         `fn(variables, images, targets, key) -> {name: maps [N, H, W, C]}`; each method gets
@@ -59,7 +100,8 @@ def build_many(methods: Mapping[str, Mapping[str, Any]], model: Any, variables: 
     Raises:
         ValueError: As for `build`, for any of the methods.
     """
-    classifier = as_classifier(model, variables, input_shape)
+    classifier = as_classifier(model, variables, input_shape, model_kwargs=model_kwargs,
+                               logits=logits, preprocess=preprocess)
     fns = {name: build(name, classifier, None, input_shape, **dict(opts))
            for name, opts in methods.items()}
 
@@ -71,9 +113,13 @@ def build_many(methods: Mapping[str, Mapping[str, Any]], model: Any, variables: 
     return attribute_all
 
 
-def predicted_targets(model: Any, variables: Any, images: jax.Array) -> jax.Array:
-    """Returns the model's predicted class per example, int32 `[N]`, for images `[N, H, W, C]`."""
-    classifier = as_classifier(model, variables, tuple(images.shape[1:]))
+def predicted_targets(model: Any, variables: Any, images: jax.Array,
+                      **model_options: Any) -> jax.Array:
+    """Returns the model's predicted class per example, int32 `[N]`, for images `[N, H, W, C]`.
+
+    `model_options`: `model_kwargs`, `logits`, `preprocess` as for `build`.
+    """
+    classifier = as_classifier(model, variables, tuple(images.shape[1:]), **model_options)
     return classifier.predicted_targets(variables, images)
 
 
@@ -102,6 +148,8 @@ def _freeze(value: Any) -> Any:
 
 def explain(method: str, model: Any, variables: Any, images: jax.Array,
             targets: jax.Array | None = None, *, key: jax.Array | None = None,
+            model_kwargs: Mapping[str, Any] | None = None, logits: LogitsSpec = None,
+            preprocess: Callable[[jax.Array], jax.Array] | None = None,
             **options: Any) -> jax.Array:
     """Explains `images` with one method: builds, jits and caches, then runs.
 
@@ -111,11 +159,12 @@ def explain(method: str, model: Any, variables: Any, images: jax.Array,
     Args:
         method: A registered method name.
         model: As for `build`.
-        variables: The model's variables.
+        variables: The model's variables (NNX: None for the module's current state).
         images: Float images `[N, H, W, C]`.
         targets: Class to explain per example, int `[N]` in `[0, K)` (e.g. the labels, or any
             class); None explains the predicted class.
         key: PRNG key for stochastic methods; None uses `jax.random.key(0)`.
+        model_kwargs, logits, preprocess: How to call the model (see `as_classifier`).
         **options: The method's options.
 
     Returns:
@@ -129,11 +178,15 @@ def explain(method: str, model: Any, variables: Any, images: jax.Array,
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
     input_shape = tuple(int(d) for d in images.shape[1:])
+    if variables is None:
+        variables = kind_of(model, model_kwargs).default_variables()
+    model_options = {"model_kwargs": model_kwargs, "logits": logits, "preprocess": preprocess}
     specs = jax.tree.map(_spec, variables)
     leaves, treedef = jax.tree.flatten(specs)
     try:
-        cache_key = (method, id(model), input_shape, _freeze(options), treedef,
-                     tuple((x.shape, x.dtype.str) for x in leaves))
+        cache_key = (method, id(model), input_shape, _freeze(options),
+                     _freeze(model_options), treedef,
+                     tuple((x.shape, str(x.dtype)) for x in leaves))
     except TypeError:
         cache_key = None  # An unhashable option value: build afresh, never cache.
     with _cache_lock:
@@ -143,7 +196,7 @@ def explain(method: str, model: Any, variables: Any, images: jax.Array,
     if hit is not None and hit[0] is model:
         num_classes, predict, fn = hit[1]
     else:
-        classifier = as_classifier(model, specs, input_shape)
+        classifier = as_classifier(model, specs, input_shape, **model_options)
         num_classes = classifier.num_classes
         predict = jax.jit(classifier.predicted_targets)
         fn = jax.jit(build(method, classifier, None, input_shape, **options))

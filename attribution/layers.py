@@ -1,11 +1,11 @@
 """Activations and gradients of a named layer, on a model not written for it.
 
-`flax.linen.intercept_methods` lets us watch (and change) what every
-submodule's `__call__` returns while the model runs, so no hooks are needed
-in the model. A layer's public name is its module path joined with "/", e.g.
-"Conv_1" or "Block_0/Conv_1". The interceptor is global during the call, so a
-plain apply function that calls `module.apply` inside works as well as a
-Module.
+`attribution.model_kinds.interception` lets us watch (and change) what every
+submodule's `__call__` returns while the model runs, for linen and NNX models
+alike, so no hooks are needed in the model. A layer's public name is its path
+joined with "/": "Conv_1", "Block_0/Conv_1" (linen), "conv2", "blocks/0/conv"
+(NNX). The hooks are global during the call, so a plain apply function that
+calls `module.apply` inside works as well as a Module.
 
 Note that a Flax model which applies `nn.relu` as a function has no module for
 the activation: a conv layer's output is its pre-activation.
@@ -17,11 +17,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attribution.classifier import Classifier
+from attribution.classifier import Classifier, NotApplicableError
+from attribution.model_kinds import intercept
 
 _PROBE_BATCH = 2
 
@@ -37,19 +37,16 @@ def _probe(classifier: Classifier) -> dict[str, _Layer]:
     """Every layer with a batched array output, in the order of its first call."""
     found: dict[str, _Layer] = {}
 
-    def record(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
-        path = context.module.path
+    def record(call_next, layer):
+        out = call_next()
         shape = getattr(out, "shape", None)
-        if (context.method_name == "__call__" and path and shape is not None
-                and len(shape) >= 1 and shape[0] == _PROBE_BATCH):
-            name = "/".join(path)
-            calls = found[name].calls + 1 if name in found else 1
-            found[name] = _Layer(tuple(shape[1:]), out.dtype, calls)
+        if shape is not None and len(shape) >= 1 and shape[0] == _PROBE_BATCH:
+            calls = found[layer.name].calls + 1 if layer.name in found else 1
+            found[layer.name] = _Layer(tuple(shape[1:]), out.dtype, calls)
         return out
 
     images = jax.ShapeDtypeStruct((_PROBE_BATCH, *classifier.input_shape), jnp.float32)
-    with nn.intercept_methods(record):
+    with intercept(record):
         # A fresh function each time: eval_shape caches traces by function, and a cached trace
         # would skip the interceptor.
         jax.eval_shape(lambda v, x: classifier.apply_fn(v, x), classifier.variables, images)
@@ -92,7 +89,7 @@ def resolve_layer(classifier: Classifier, layer: str | None, method: str) -> str
     if layer is None:
         if not spatial:
             shapes = ", ".join(f"{n} {list(i.shape)}" for n, i in found.items()) or "none"
-            raise ValueError(
+            raise NotApplicableError(
                 f"{method} needs a layer with a spatial [h, w, C] output and the model has "
                 f"none (valid layers: none; the model's layers: {shapes}).")
         layer = spatial[-1]
@@ -124,16 +121,16 @@ def perturbed_apply(classifier: Classifier, layer: str) -> Callable[..., tuple[j
     def apply(variables, images, perturbation):
         captured = []
 
-        def replace(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            if context.method_name == "__call__" and context.module.path == path:
+        def replace(call_next, called):
+            out = call_next()
+            if called.path == path:
                 if captured:
                     raise ValueError(f"Layer {layer!r} is called more than once per forward.")
                 captured.append(out)
                 return out + perturbation
             return out
 
-        with nn.intercept_methods(replace):
+        with intercept(replace):
             logits = classifier.apply_fn(variables, images)
         if not captured:
             raise ValueError(f"Layer {layer!r} was not called (an apply function that is "

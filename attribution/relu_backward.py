@@ -23,6 +23,7 @@ through the interpreter.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution._jaxpr_interpreter import Rule, bind, evaluate, interpreted
-from attribution.classifier import Classifier
+from attribution.classifier import Classifier, NotApplicableError
 
 RULES = ("guided", "deconvnet")
 
@@ -116,6 +117,47 @@ def count_relus(jaxpr: jex.Jaxpr) -> int:
     return total
 
 
+# Activations by the name of their jitted function (jax.nn / flax), or their primitive.
+_ACTIVATION_CALLS = frozenset({
+    "gelu", "silu", "swish", "sigmoid", "elu", "celu", "selu", "softplus", "leaky_relu",
+    "relu6", "hard_tanh", "hard_sigmoid", "hard_silu", "hard_swish", "mish", "log_sigmoid",
+    "sparse_plus", "squareplus", "tanh"})
+_ACTIVATION_PRIMITIVES = {"tanh": "tanh", "logistic": "sigmoid", "erf": "erf"}
+
+
+def _calling_activation(eqn: jex.JaxprEqn) -> str | None:
+    """The activation function (e.g. gelu, whose jit is inlined) that traced `eqn`, if any."""
+    traceback = getattr(eqn.source_info, "traceback", None)
+    for frame in getattr(traceback, "frames", ()) or ():
+        if frame.function_name in _ACTIVATION_CALLS:
+            return frame.function_name
+    return None
+
+
+def other_activations(jaxpr: jex.Jaxpr) -> list[str]:
+    """Names of the non-ReLU activations in `jaxpr` (nested calls included), sorted.
+
+    Their backward pass stays the plain gradient under the ReLU rules.
+    """
+    found: set[str] = set()
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            name = eqn.params.get("name")
+            if _relu_operand(eqn) is not None:
+                continue
+            if isinstance(name, str) and name in _ACTIVATION_CALLS:
+                found.add(name)
+            elif eqn.primitive.name in _ACTIVATION_PRIMITIVES:
+                found.add(_calling_activation(eqn) or _ACTIVATION_PRIMITIVES[eqn.primitive.name])
+            else:
+                for sub, _ in _sub_jaxprs(eqn.params):
+                    visit(sub)
+
+    visit(jaxpr)
+    return sorted(found)
+
+
 def _retrace(closed: jex.ClosedJaxpr, relu: Callable) -> jex.ClosedJaxpr:
     avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype, weak_type=v.aval.weak_type)
              for v in closed.jaxpr.invars]
@@ -172,9 +214,16 @@ def replace_relu_backward(fn: Callable[..., Any], rule: str,
     """
     if rule not in RULES:
         raise ValueError(f"Unknown ReLU rule {rule!r}; valid rules: {', '.join(RULES)}.")
-    if not count_relus(jax.make_jaxpr(fn)(*example_args).jaxpr):
-        raise ValueError(f"The {rule} rule needs ReLUs, and the model has none "
-                         "(looked for jax.nn.relu / flax.linen.relu and jnp.maximum(x, 0)).")
+    jaxpr = jax.make_jaxpr(fn)(*example_args).jaxpr
+    if not count_relus(jaxpr):
+        raise NotApplicableError(
+            f"The {rule} rule needs ReLUs, and the model has none (looked for jax.nn.relu / "
+            "flax.linen.relu and jnp.maximum(x, 0)).")
+    others = other_activations(jaxpr)
+    if others:
+        warnings.warn(
+            f"The {rule} rule rewrites only the model's ReLUs; its other activations "
+            f"({', '.join(others)}) pass the plain gradient.", stacklevel=3)
     return interpreted(fn, _rule(_RELUS[rule]))
 
 

@@ -20,7 +20,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import attribution
 from attribution import render
 from callbacks.background import BackgroundJobs
-from callbacks.base import Callback, Logs, checked_probes, method_options, params_of
+from callbacks.base import Callback, Logs, checked_probes, method_options
+from callbacks.model import CallbackModel
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
@@ -63,13 +64,6 @@ def _mesh_jit(fn: Callable, mesh: Mesh | None, num_args: int, split_outs: tuple[
                    out_shardings=outs if len(outs) > 1 else outs[0])
 
 
-def variables_of(state: Any) -> Any:
-    """The variables dict of a TrainState, an object with `.params`, or a variables dict."""
-    if isinstance(state, Mapping) and "params" in state:
-        return state
-    return {"params": params_of(state)}
-
-
 class AttributionCallback(Callback):
     """Computes attribution maps for fixed probe digits on a schedule and logs them.
 
@@ -107,12 +101,18 @@ class AttributionCallback(Callback):
         seed: int = 0,
         evolution: bool = True,
         mesh: Mesh | None = None,
+        *,
+        model_kwargs: Mapping[str, Any] | None = None,
+        logits: Any = None,
+        preprocess: Callable[[jax.Array], jax.Array] | None = None,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
         Args:
-          model: a flax.linen.Module, or an apply function (variables, images) -> logits.
-          probe_images: float images [P, H, W, C] in [0, 1], the same every firing.
+          model: a flax.linen.Module, a flax.nnx.Module, or an apply function
+            (variables, images) -> logits; run in evaluation mode.
+          probe_images: float images [P, H, W, C], the same every firing: the pixels the
+            model takes (after `preprocess`); shown in their own range if not in [0, 1].
           probe_labels: int labels [P].
           writer: anything with CLU's MetricWriter methods (write_images, write_scalars, flush).
           methods: method names, or a mapping name -> options (see attribution.names()).
@@ -124,14 +124,20 @@ class AttributionCallback(Callback):
           seed: PRNG seed for stochastic methods (the same noise every firing).
           evolution: at on_train_end, write one image per method with firings as columns.
           mesh: a 1-D device mesh to split the probe batch over; None: one device.
+          model_kwargs: keywords for every model call (see attribution.as_classifier).
+          logits: where the logits are in the model's output: an index, a key or a function.
+          preprocess: a function applied to the images inside the model call (e.g. a
+            mean / std standardization), so the probes stay displayable pixels.
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
+        self._range = render.display_range(probe_images)
         if targets not in TARGETS:
             raise ValueError(f"Unknown targets {targets!r}; valid: {', '.join(TARGETS)}.")
         if every_n_epochs < 0 or every_n_steps < 0:
             raise ValueError("every_n_epochs and every_n_steps must be >= 0.")
         self.methods = method_options(methods)
         self.model = model
+        self._model = CallbackModel(model, model_kwargs, logits, preprocess)
         self.images = probe_images
         self.labels = probe_labels
         self.writer = writer
@@ -154,7 +160,7 @@ class AttributionCallback(Callback):
     # Hooks -------------------------------------------------------------------------------------
 
     def on_train_begin(self, state: Any) -> None:
-        self.compile(variables_of(state))
+        self.compile(self.variables_of(state))
         fresh = int(getattr(state, "step", 0)) == 0  # A resumed run has no epoch 0 to show.
         if self.at_start and fresh:
             self.fire(0, state)
@@ -176,13 +182,17 @@ class AttributionCallback(Callback):
 
     # Work --------------------------------------------------------------------------------------
 
+    def variables_of(self, state: Any) -> Any:
+        """The model's variables in a hook's `state` (see `callbacks.model`)."""
+        return self._model.variables_of(state)
+
     def compile(self, variables: Any) -> None:
         """Builds and compiles every method for the probe batch (once; later calls do nothing)."""
         if self._compiled is not None:
             return
         start = time.perf_counter()
         shape = self.images.shape[1:]
-        classifier = attribution.as_classifier(self.model, variables, shape)
+        classifier = self._model.classifier(variables, shape)
         images, targets = jnp.asarray(self.images), jnp.asarray(self.labels)
         if self.mesh is not None:
             split, whole = _shardings(self.mesh)
@@ -224,7 +234,7 @@ class AttributionCallback(Callback):
           The maps on the host: method name -> float32 [P, H, W, C].
         """
         self._background.raise_errors()
-        variables = variables_of(state)
+        variables = self.variables_of(state)
         if self._compiled is None:
             self.compile(variables)
         if self.mesh is not None:  # A no-op for parameters already replicated on the mesh.
@@ -259,13 +269,14 @@ class AttributionCallback(Callback):
         confidence = probs.max(-1)
         row_labels = [f"{t}>{p} {c:.2f}" for t, p, c in zip(self.labels, predicted, confidence,
                                                              strict=True)]
-        digits = render.digit_to_rgb(self.images)
+        digits = render.digit_to_rgb(self.images, self._range)
         colored, overlays = {}, {}
         for name, m in maps.items():
             heat, normalized = render.heatmaps(m, "sum" if self._signed[name] else "abs_sum",
                                                self.percentile)
             colored[name] = heat
-            overlays[name] = render.overlay(heat, self.images, weights=np.abs(normalized))
+            overlays[name] = render.overlay(heat, self.images, weights=np.abs(normalized),
+                                            value_range=self._range)
         names = list(self.methods)  # Config order; device_get returns dicts key-sorted.
         overview = np.stack([digits, *(colored[n] for n in names)], axis=1)
         images = {"attributions/overview": render.grid(

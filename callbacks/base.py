@@ -8,8 +8,10 @@ A loop (ours in `trainer/`, or a user's own) calls exactly these hooks:
   on_epoch_end(epoch, state, logs)      logs: host floats, e.g. {"eval_accuracy": 0.98}
   on_train_end(state)
 
-`state` is a `flax.training.train_state.TrainState`, any object with
-`.params`, or a variables dict; `logs` may be None. A callback asks the loop
+`state` is what the model's kind accepts (see `callbacks.model`): an NNX
+module or its `nnx.state`, a `flax.training.train_state.TrainState` (extra
+fields such as `batch_stats` come along), any object with `.params`, or a
+variables dict; `logs` may be None. A callback asks the loop
 to stop by setting `self.stop_training = True`, and asks for per-batch metrics
 in `on_train_batch_end` by setting `batch_logs = True` (it costs the loop a
 device-to-host copy every step, so it is off by default).
@@ -113,15 +115,3 @@ class CallbackList(Callback):
     def on_train_end(self, state):
         for callback in self.callbacks:
             callback.on_train_end(state)
-
-
-def params_of(state: Any) -> Any:
-    """The parameters in a TrainState, an object with `.params`, or a variables dict."""
-    if hasattr(state, "params"):
-        return state.params
-    if isinstance(state, Mapping) and "params" in state:
-        return state["params"]
-    raise TypeError(
-        f"Cannot find parameters in {type(state).__name__}: pass a TrainState, an object with "
-        "`.params`, or a variables dict {'params': ...}."
-    )

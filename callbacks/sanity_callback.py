@@ -22,7 +22,7 @@ Tags written (the interface; see README), `<method>` for each checked method:
 """
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -32,9 +32,10 @@ import numpy as np
 import attribution
 from attribution import render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
-from callbacks.attribution_callback import GRADIENT_FAMILY, METHOD_TITLES, variables_of
+from callbacks.attribution_callback import GRADIENT_FAMILY, METHOD_TITLES
 from callbacks.background import BackgroundJobs
 from callbacks.base import Callback, Logs, checked_probes, method_options
+from callbacks.model import CallbackModel
 
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
 
@@ -77,12 +78,16 @@ class SanityCallback(Callback):
         faithfulness_steps: int = 10,
         invariance_shift: float = DEFAULT_SHIFT,
         seed: int = 0,
+        model_kwargs: Mapping[str, Any] | None = None,
+        logits: Any = None,
+        preprocess: Callable[[jax.Array], jax.Array] | None = None,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
         Args:
-          model: a flax.linen.Module (re-initializing layers needs its `init`).
-          probe_images: float images [P, H, W, C] in [0, 1].
+          model: a flax.linen.Module or flax.nnx.Module (re-initializing layers needs its
+            layers' initializers); run in evaluation mode.
+          probe_images: float images [P, H, W, C] (shown in their own range if not in [0, 1]).
           probe_labels: int labels [P] (shown in the figure; targets are the predictions).
           writer: anything with CLU's MetricWriter methods (write_images, write_scalars, flush).
           methods: method names, or a mapping name -> options (see attribution.names()).
@@ -97,8 +102,10 @@ class SanityCallback(Callback):
           seed: seed of the re-initialized weights (never a model's initial weights, see
             `attribution.sanity.reinit`), stochastic methods' noise and the random faithfulness
             baseline; the same every firing, so scores compare across epochs.
+          model_kwargs, logits, preprocess: how to call the model (see AttributionCallback).
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
+        self._range = render.display_range(probe_images)
         for name, value, low in (("num_probes", num_probes, 0),
                                  ("every_n_epochs", every_n_epochs, 0),
                                  ("figure_probes", figure_probes, 1),
@@ -114,6 +121,7 @@ class SanityCallback(Callback):
             raise ValueError("methods is empty; pass at least one attribution method.")
         chosen = probe_subset(len(probe_labels), num_probes)
         self.model = model
+        self._model = CallbackModel(model, model_kwargs, logits, preprocess)
         self.images = probe_images[chosen]
         self.labels = probe_labels[chosen]
         self.writer = writer
@@ -137,7 +145,7 @@ class SanityCallback(Callback):
     # Hooks -------------------------------------------------------------------------------------
 
     def on_train_begin(self, state: Any) -> None:
-        self.compile(variables_of(state))
+        self.compile(self.variables_of(state))
         if self.at_start and int(getattr(state, "step", 0)) == 0:
             self.fire(0, state)
 
@@ -154,14 +162,18 @@ class SanityCallback(Callback):
 
     # Work --------------------------------------------------------------------------------------
 
+    def variables_of(self, state: Any) -> Any:
+        """The model's variables in a hook's `state` (see `callbacks.model`)."""
+        return self._model.variables_of(state)
+
     def compile(self, variables: Any) -> None:
         """Builds every check and compiles them as one function (once; later calls do nothing)."""
         if self._compiled is not None:
             return
         start = time.perf_counter()
         shape = self.images.shape[1:]
-        model, n = self.model, len(self.labels)
-        classifier = attribution.as_classifier(model, variables, shape)
+        n = len(self.labels)
+        classifier = model = self._model.classifier(variables, shape)
         fns = {name: attribution.build(name, classifier, variables, shape, **opts)
                for name, opts in self.methods.items()}
         checks = {"cascading": sanity.make_randomization_check(
@@ -217,7 +229,7 @@ class SanityCallback(Callback):
     def fire(self, step: int, state: Any) -> None:
         """Runs every check with the current parameters and logs the scores at `step`."""
         self._background.raise_errors()
-        variables = variables_of(state)
+        variables = self.variables_of(state)
         if self._compiled is None:
             self.compile(variables)
         start = time.perf_counter()
@@ -263,7 +275,7 @@ class SanityCallback(Callback):
     def _cascading_figure(self, out: dict[str, Any]) -> np.ndarray:
         """Rows: each shown probe x each method; columns: input, trained, each stage."""
         rows, row_labels = [], []
-        digits = render.digit_to_rgb(self.images[:self.figure_probes])
+        digits = render.digit_to_rgb(self.images[:self.figure_probes], self._range)
         for p in range(self.figure_probes):
             for m in self.methods:
                 maps = out["maps"][m][:, p]  # [S + 1, H, W, C]

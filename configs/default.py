@@ -13,7 +13,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the locked default config; `arg` "tiny" gives the seconds-long variant."""
     config = ml_collections.ConfigDict()
     config.seed = 0  # PRNG seed: parameter init, batch order; fixes the whole run.
-    config.model = "cnn"  # Model name: "mlp", "cnn" or "cnn_gap" (trainer/models.py).
+    config.model = "cnn"  # "mlp", "cnn", "cnn_gap", "cnn_bn" (linen) or "cnn_nnx" (NNX).
     config.num_epochs = 10  # Passes over the training split.
     config.batch_size = 64  # Training examples per optimizer step.
     config.eval_batch_size = 1000  # Examples per jitted evaluation step.
@@ -62,6 +62,8 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     section.layer = ""  # Layer for cam / grad_cam / guided_grad_cam; empty: the last conv.
     section.percentile = 99.0  # Per-map clipping percentile of the colour scale.
     section.seed = 0  # PRNG seed of SmoothGrad's noise (the same noise every firing).
+    section.model_kwargs = ""  # Extra model keywords, "name=literal,...", e.g. "train=False".
+    section.logits = ""  # Logits in the model's output: an index, a key; empty: the output.
     section.options = ml_collections.ConfigDict()  # Per-method options, by method name.
     section.options.integrated_gradients = ml_collections.ConfigDict()
     section.options.integrated_gradients.steps = 64  # Riemann steps on the path.

@@ -26,6 +26,7 @@ import numpy as np
 
 import attribution
 from attribution import sanity
+from attribution.model_kinds import kind_of
 from callbacks.probes import PROBES_FILE, select_probes
 from trainer import models, steps, train
 from trainer.checkpoints import EpochCheckpoints
@@ -36,14 +37,17 @@ TARGETS = ("label", "predicted")
 
 def restore_final(config: ml_collections.ConfigDict, workdir: str, input_shape: tuple[int, ...]
                   ) -> tuple[dict[str, Any], int]:
-    """The variables `{"params": ...}` of the last checkpoint in `workdir`, and its epoch.
+    """The model's variables in the last checkpoint in `workdir`, and its epoch.
+
+    The variables are what the attribution engine takes for `create_model(config.model)`:
+    `{"params": ..., "batch_stats": ...}` for a linen model, the state for an NNX one.
 
     Raises:
         ValueError: If `workdir` holds no checkpoint.
     """
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise ValueError(f"No checkpoints in {workdir!r}; train a run there first.")
-    model = models.create_model(config.model)
+    model = models.create_model(config.model, seed=config.seed)
     # Shapes only: drawing real initial weights would compile the random draws for nothing.
     like = jax.eval_shape(lambda: steps.create_train_state(
         model, jax.random.PRNGKey(config.seed), input_shape,
@@ -53,7 +57,7 @@ def restore_final(config: ml_collections.ConfigDict, workdir: str, input_shape: 
         epoch = checkpoints.latest_epoch()
         if not epoch:
             raise ValueError(f"No checkpoints in {workdir!r}; train a run there first.")
-        return {"params": checkpoints.restore(epoch, like).params}, epoch
+        return kind_of(model).variables_of(checkpoints.restore(epoch, like)), epoch
     finally:
         checkpoints.close()
 
@@ -141,7 +145,7 @@ def compare_runs(config: ml_collections.ConfigDict, workdir_a: str, workdir_b: s
     probes = stored_probes([workdir_a, workdir_b])
     if probes is None:
         probes = select_probes(splits.eval_labels, section.probes_per_class)
-    model = models.create_model(config.model)
+    model = models.create_model(config.model, seed=config.seed)
     scores = compare_maps(model, variables_a, variables_b, splits.eval_images[probes],
                           splits.eval_labels[probes], chosen_methods, targets=targets,
                           seed=section.seed)

@@ -1,5 +1,6 @@
 """train_and_evaluate: the training loop, in the shape of the Flax examples."""
 
+import ast
 import os
 import time
 from collections.abc import Sequence
@@ -8,7 +9,6 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from flax.training import train_state
 
 import attribution
 from callbacks import probes as probe_files
@@ -49,7 +49,7 @@ def permuted_labels(labels: np.ndarray, seed: int) -> np.ndarray:
     return labels[np.random.default_rng(seed).permutation(len(labels))]
 
 
-def evaluate(state: train_state.TrainState, images: np.ndarray, labels: np.ndarray,
+def evaluate(state: steps.TrainState, images: np.ndarray, labels: np.ndarray,
              batch_size: int, mesh: jax.sharding.Mesh | None = None) -> dict[str, float]:
     """Mean loss and accuracy over a whole split; batches split over `mesh` where given."""
     total = None
@@ -100,6 +100,29 @@ def probe_set(section: ml_collections.ConfigDict, splits: data.MnistSplits, work
     return splits.eval_images[probes], splits.eval_labels[probes]
 
 
+def model_options(section: ml_collections.ConfigDict) -> dict:
+    """`model_kwargs` and `logits` for the callbacks, from the `attribution` section.
+
+    `model_kwargs` is "name=value,..." with Python literal values ("train=False"); `logits`
+    is an index ("0"), a key ("logits") or empty (the output is the logits).
+    """
+    kwargs = {}
+    for item in (i.strip() for i in section.model_kwargs.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip().isidentifier():
+                raise ValueError
+            kwargs[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"attribution.model_kwargs: {item!r} is not name=<Python literal> "
+                             "(e.g. 'train=False,use_running_average=True').") from None
+    logits = section.logits.strip()
+    return {"model_kwargs": kwargs or None,
+            "logits": int(logits) if logits.lstrip("-").isdigit() else (logits or None)}
+
+
 def attribution_callback(section: ml_collections.ConfigDict, model,
                          probe_images: np.ndarray, probe_labels: np.ndarray, writer,
                          mesh: jax.sharding.Mesh | None = None) -> AttributionCallback:
@@ -108,7 +131,7 @@ def attribution_callback(section: ml_collections.ConfigDict, model,
         model, probe_images, probe_labels, writer, methods=attribution_methods(section),
         every_n_epochs=section.every_n_epochs, every_n_steps=section.every_n_steps,
         at_start=section.at_start, targets=section.targets, percentile=section.percentile,
-        seed=section.seed, mesh=mesh,
+        seed=section.seed, mesh=mesh, **model_options(section),
     )
 
 
@@ -136,6 +159,7 @@ def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.n
         at_end=section.at_end, independent=section.independent,
         figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
         invariance_shift=section.invariance_shift, seed=section.seed,
+        **model_options(config.attribution),
     )
 
 
@@ -155,7 +179,7 @@ def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
     callbacks: Sequence[Callback] = (),
-) -> train_state.TrainState:
+) -> steps.TrainState:
     """Trains the configured model, evaluating and checkpointing after every epoch.
 
     Rerunning with the same workdir resumes after the last finished epoch.
@@ -174,7 +198,7 @@ def train_and_evaluate(
         if parallel.is_main_process():
             check_workdir(workdir)
         splits = load_data(config)
-        model = models.create_model(config.model)
+        model = models.create_model(config.model, seed=config.seed)
         tx = steps.make_optimizer(**config.optimizer)
         mesh = parallel.make_mesh(config.num_devices)
         parallel.check_batch_size(config.batch_size, mesh)
@@ -185,16 +209,17 @@ def train_and_evaluate(
         # no writer, a bad value fails before anything is written. A method that does not
         # apply to the model (Grad-CAM on an MLP) fails at `build`.
         digit, label = splits.eval_images[:1], splits.eval_labels[:1]
+        shape = splits.eval_images.shape[1:]
         if config.attribution.enabled:
-            attribution_callback(config.attribution, model, digit, label, None, mesh)
+            callback = attribution_callback(config.attribution, model, digit, label, None, mesh)
             for name, options in attribution_methods(config.attribution).items():
-                attribution.build(name, model, {"params": state.params},
-                                  splits.eval_images.shape[1:], **options)
+                attribution.build(name, model, callback.variables_of(state), shape,
+                                  **model_options(config.attribution), **options)
         if config.sanity.enabled:
-            sanity_callback(config, model, digit, label, None)
+            callback = sanity_callback(config, model, digit, label, None)
             for name, options in sanity_methods(config).items():
-                attribution.build(name, model, {"params": state.params},
-                                  splits.eval_images.shape[1:], **options)
+                attribution.build(name, model, callback.variables_of(state), shape,
+                                  **model_options(config.attribution), **options)
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e
     # Parameters and optimizer state replicated on every device; jit keeps them so.
@@ -209,12 +234,12 @@ def train_and_evaluate(
         if config.attribution.enabled:
             callback = attribution_callback(config.attribution, model, probe_images,
                                             probe_labels, writer, mesh)
-            callback.compile({"params": state.params})
+            callback.compile(callback.variables_of(state))
             logging.info("Attribution callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(0, callback)
         if config.sanity.enabled:
             callback = sanity_callback(config, model, probe_images, probe_labels, writer)
-            callback.compile({"params": state.params})
+            callback.compile(callback.variables_of(state))
             logging.info("Sanity callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)

@@ -31,7 +31,7 @@ import numpy as np
 
 from attribution import layers
 from attribution._chunked import split_batch
-from attribution.classifier import Classifier
+from attribution.classifier import Classifier, NotApplicableError
 from attribution.method import AttributionFn, Method
 
 _CHECK_BATCH = 2
@@ -73,7 +73,7 @@ def _check_head(classifier: Classifier, layer: str) -> None:
     bottom = np.where(nonzero, grads, np.inf).min(axis=1)
     spread = np.where(np.isfinite(top), top - bottom, 0.0)
     if spread.max() > 1e-4 * np.abs(grads).max():
-        raise ValueError(
+        raise NotApplicableError(
             f"CAM needs a global-average-pool + dense head after layer {layer!r} (with a ReLU "
             "at most in between): the logits' gradient w.r.t. that layer varies over space. "
             "Use grad_cam, which works with any head.")

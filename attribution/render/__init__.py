@@ -14,6 +14,7 @@ from attribution.render.color import (
     colorize_signed,
     colormap_lut,
     digit_to_rgb,
+    display_range,
     heatmaps,
     overlay,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "colorize_signed",
     "colormap_lut",
     "digit_to_rgb",
+    "display_range",
     "grid",
     "heatmaps",
     "is_signed_mode",

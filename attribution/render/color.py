@@ -110,11 +110,29 @@ def heatmaps(
     return colorize_magnitude(normalized, cmap or MAGNITUDE_CMAP), normalized
 
 
-def digit_to_rgb(images: np.ndarray) -> np.ndarray:
+def display_range(images: np.ndarray) -> tuple[float, float]:
+    """The value range to show float images in: [0, 1] if they lie in it, else their own
+    minimum and maximum (standardized images, [-1, 1] images, [0, 255] floats).
+
+    Raises:
+      ValueError: If the images hold NaN or inf.
+    """
+    images = np.asarray(images, np.float32)
+    if images.size and not np.all(np.isfinite(images)):
+        raise ValueError("images contain NaN or inf values; they cannot be displayed.")
+    if not images.size or (images.min() >= -1e-6 and images.max() <= 1.0 + 1e-6):
+        return 0.0, 1.0
+    low, high = float(images.min()), float(images.max())
+    return low, high if high > low else low + 1.0
+
+
+def digit_to_rgb(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)
+                 ) -> np.ndarray:
     """Grey (or colour) input images as uint8 RGB.
 
     Args:
-      images: `[N, H, W, C]` with C in {1, 3}: floats in [0, 1] or uint8.
+      images: `[N, H, W, C]` with C in {1, 3}: floats in `value_range` or uint8.
+      value_range: (black, white) for float images; see `display_range` for any images.
 
     Returns:
       uint8 `[N, H, W, 3]`.
@@ -123,13 +141,15 @@ def digit_to_rgb(images: np.ndarray) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images must have shape [N, H, W, C] with C 1 or 3; got {images.shape}.")
     if images.dtype != np.uint8:
-        images = images.astype(np.float32)
+        low, high = value_range
+        images = (images.astype(np.float32) - low) / (high - low)
         if images.size and not (np.all(np.isfinite(images)) and images.min() >= -1e-6
                                 and images.max() <= 1.0 + 1e-6):
             raise ValueError(
-                "float images must lie in [0, 1]; got values in "
-                f"[{np.nanmin(images):g}, {np.nanmax(images):g}]. Undo any standardization first."
-            )
+                f"float images must lie in [{low:g}, {high:g}]; got values from "
+                f"{np.nanmin(images) * (high - low) + low:g} to "
+                f"{np.nanmax(images) * (high - low) + low:g}. Pass value_range="
+                "display_range(images) to show any range.")
         images = np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
@@ -139,6 +159,7 @@ def overlay(
     images: np.ndarray,
     alpha: float = 0.6,
     weights: np.ndarray | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> np.ndarray:
     """Blends heatmap colours over the input images.
 
@@ -151,6 +172,7 @@ def overlay(
       images: `[N, H, W, C]` inputs, floats in [0, 1] or uint8, C in {1, 3}.
       alpha: opacity of the heatmap in [0, 1].
       weights: optional `[N, H, W]` per-pixel opacity factors in [0, 1].
+      value_range: as for `digit_to_rgb`.
 
     Returns:
       uint8 `[N, H, W, 3]`.
@@ -159,7 +181,7 @@ def overlay(
     if heat_rgb.dtype != np.uint8 or heat_rgb.ndim != 4 or heat_rgb.shape[-1] != 3:
         raise ValueError("heat_rgb must be uint8 [N, H, W, 3]; got "
                          f"{heat_rgb.dtype} {heat_rgb.shape}.")
-    base = digit_to_rgb(images)
+    base = digit_to_rgb(images, value_range)
     if base.shape != heat_rgb.shape:
         raise ValueError(f"images {base.shape[:3]} and heat_rgb {heat_rgb.shape[:3]} must have "
                          "the same [N, H, W].")

@@ -6,9 +6,9 @@ constant `c` and compensate in the first layer, so the shifted model's logits on
 equal the original model's on `x`. The two models compute the same function of the data, so
 a reliable method gives the same map: the gradient does, gradient x input does not.
 
-The first parameterized layer (a Dense or Conv) is linear, so
+The first parameterized layer (a linen Dense or Conv, an NNX Linear or Conv) is linear, so
 `layer(x + c) - (layer(c * 1) - layer(0)) == layer(x)`. The compensation is applied by
-intercepting that layer's output (`flax.linen.intercept_methods`) and subtracting
+intercepting that layer's output (`attribution.model_kinds.intercept`) and subtracting
 `layer(c * 1) - layer(0)`, a copy of the layer applied to a constant input. The paper changes
 the bias instead; that is exact only away from the borders of a zero-padded convolution,
 where the padding is not shifted, while the subtracted map is exact everywhere. The layer
@@ -21,7 +21,6 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,10 +28,8 @@ import numpy as np
 from attribution import registry
 from attribution.classifier import Classifier, as_classifier
 from attribution.method import AttributionFn
+from attribution.model_kinds import intercept
 from attribution.sanity.similarity import get_similarity
-
-# Modules whose output is an affine function of their input.
-_LINEAR = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose, nn.ConvLocal)
 
 DEFAULT_SHIFT = -1.0
 """Maps [0, 1] MNIST digits to [-1, 0], as in Kindermans et al."""
@@ -42,28 +39,27 @@ MethodSpec = str | Callable[[Classifier], AttributionFn]
 
 
 def first_linear_layer(classifier: Classifier) -> str:
-    """The path ("/"-joined) of the first Dense or Conv layer the model calls.
+    """The path ("/"-joined) of the first Dense / Linear or Conv layer the model calls.
 
     Raises:
-        ValueError: If the model calls no Dense or Conv module (e.g. a plain apply function
-            with hand-written matmuls).
+        ValueError: If the model calls no such module (e.g. a plain apply function with
+            hand-written matmuls).
     """
     found: list[tuple[str, ...]] = []
 
-    def record(next_fun, args, kwargs, context):
-        if (not found and context.method_name == "__call__"
-                and isinstance(context.module, _LINEAR)):
-            found.append(context.module.path)
-        return next_fun(*args, **kwargs)
+    def record(call_next, layer):
+        if not found and layer.linear:
+            found.append(layer.path)
+        return call_next()
 
     images = jax.ShapeDtypeStruct((1, *classifier.input_shape), jnp.float32)
-    with nn.intercept_methods(record):
+    with intercept(record):
         # A fresh function each time: eval_shape caches traces, which would skip the hook.
         jax.eval_shape(lambda v, x: classifier.apply_fn(v, x), classifier.variables, images)
     if not found:
         raise ValueError("Input invariance needs a model whose first parameterized layer is a "
-                         "flax.linen Dense or Conv module; this model calls none of: "
-                         f"{', '.join(t.__name__ for t in _LINEAR)}.")
+                         "Dense / Linear or Conv module (flax.linen or flax.nnx); this model "
+                         "calls none.")
     return "/".join(found[0])
 
 
@@ -91,31 +87,29 @@ def shifted_classifier(model: Any, variables: Any, input_shape: tuple[int, int, 
 
     size = math.prod(original.input_shape)
 
-    def compensate(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
-        if context.method_name != "__call__" or context.module.path != path:
+    def compensate(call_next, layer):
+        out = call_next()
+        if layer.path != path:
             return out
-        inputs = args[0]
+        inputs = layer.args[0]
         if math.prod(inputs.shape[1:]) != size:
             raise ValueError(f"Input invariance: the first layer {'/'.join(path)!r} must take the "
                              f"image itself (up to a reshape); its input has shape "
                              f"{inputs.shape}.")
-        # The layer applied to a constant and a black input, as a standalone copy: the other
-        # interceptors (layer probes, Grad-CAM's) only watch the model's named layers, so they
-        # see one call of this layer per forward pass.
-        layer = context.module.clone(parent=None)
+        # The layer applied to a constant and a black input, standalone: the other hooks
+        # (layer probes, Grad-CAM's) see one call of this layer per forward pass.
         constant = jnp.stack([jnp.full(inputs.shape[1:], shift, inputs.dtype),
                               jnp.zeros(inputs.shape[1:], inputs.dtype)])
-        both = layer.apply(context.module.variables, constant, *args[1:], **kwargs)
+        both = layer.standalone(constant)
         # W c per output position, so also exact at zero-padded borders.
         return out - (both[0] - both[1])
 
     def apply_fn(variables: Any, images: jax.Array) -> jax.Array:
-        with nn.intercept_methods(compensate):
+        with intercept(compensate):
             return original.apply_fn(variables, images)
 
     return Classifier(apply_fn=apply_fn, input_shape=original.input_shape,
-                      variables=original.variables)
+                      variables=original.variables, kind=original.kind)
 
 
 def make_input_invariance(
@@ -179,6 +173,8 @@ def input_invariance(
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
     input_shape = tuple(int(d) for d in images.shape[1:])
+    if variables is None:  # An NNX module's own state.
+        variables = as_classifier(model, None, input_shape).variables
     fn = make_input_invariance(method, model, variables, input_shape, shift=shift,
                                similarity=similarity, options=options)
     if targets is None:

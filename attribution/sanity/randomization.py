@@ -18,15 +18,16 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from attribution.classifier import as_classifier
 from attribution.method import AttributionFn
 from attribution.sanity.reinit import (
     constant_leaves,
     layer_order,
+    leaf_layers,
     random_variables,
     randomize_layers,
 )
@@ -110,7 +111,7 @@ class RandomizationCheck:
 
 
 def make_randomization_check(
-    method_fns: Mapping[str, AttributionFn], model: nn.Module, variables: Any,
+    method_fns: Mapping[str, AttributionFn], model: Any, variables: Any,
     input_shape: tuple[int, int, int], *, mode: str = "cascading", seed: int = 0,
     similarities: Sequence[str] = DEFAULT_SIMILARITIES, num_maps: int = 2,
     keep_constant: bool = True,
@@ -120,7 +121,8 @@ def make_randomization_check(
     Args:
         method_fns: Method name -> `fn(variables, images, targets, key) -> maps`, built for
             this model (e.g. by `attribution.build`).
-        model: The `flax.linen.Module` (its `init` draws the random weights).
+        model: A linen or NNX module, or the `Classifier` the methods were built for (its
+            model kind draws the random weights and runs the staged models).
         variables: Trained variables (or any with the same structure).
         input_shape: Per-example image shape `(H, W, C)`.
         mode: "cascading" or "independent".
@@ -131,40 +133,46 @@ def make_randomization_check(
             `attribution.sanity.reinit`).
 
     Returns:
-        The check; `jax.jit(check.run)` compiles each method once for all stages.
+        The check; `jax.jit(check.run)` compiles each method once for all stages. Layers that
+        re-initialization would not change (only constant-initialized parameters, such as
+        BatchNorm's scale and bias with `keep_constant`) are not stages.
 
     Raises:
-        ValueError: For a bad mode, similarity, num_maps, or a model that is not a linen Module.
+        ValueError: For a bad mode, similarity, num_maps, or a model whose layers cannot be
+            re-initialized (a plain function).
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError("Parameter randomization needs a flax.linen.Module (it calls its "
-                         f"`init`); got {type(model).__name__}.")
     if isinstance(num_maps, bool) or not isinstance(num_maps, int) or num_maps < 0:
         raise ValueError(f"num_maps must be an int >= 0; got {num_maps!r}.")
     if not method_fns:
         raise ValueError("method_fns is empty; pass at least one attribution method.")
     sims = {name: get_similarity(name) for name in similarities}
-    layers = layer_order(variables, model, input_shape)
+    classifier = as_classifier(model, variables, input_shape)
+    kind = classifier.kind
+    variables = kind.variables_of(variables)
+    owners = leaf_layers(classifier, variables, seed, input_shape, keep_constant)
+    # Only layers that re-initialization changes are stages.
+    layers = [name for name in layer_order(variables, classifier, input_shape)
+              if name in owners]
     groups = stages(mode, layers)
-    fresh = random_variables(model, variables, seed, input_shape)
-    keep = (constant_leaves(model, variables, seed, input_shape) if keep_constant
-            else jax.tree.map(lambda _: False, fresh["params"]))
+    fresh = random_variables(classifier, variables, seed, input_shape)
     # Row 0 is the trained model; row s marks the layers random at stage s.
     mask = np.zeros((len(groups) + 1, len(layers)), bool)
     for s, group in enumerate(groups, start=1):
         mask[s, [layers.index(name) for name in group]] = True
+    leaf_index = [layers.index(o) if o in layers else None for o in owners]
     fns = dict(method_fns)
 
     def run(variables: Any, random_variables: Any, images: jax.Array,
             key: jax.Array) -> dict[str, Any]:
+        variables = kind.variables_of(variables)
+
         def stage(row: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
-            params = dict(variables["params"])
-            for i, name in enumerate(layers):
-                params[name] = jax.tree.map(
-                    lambda k, r, t, i=i: t if k else jnp.where(row[i], r, t),
-                    keep[name], random_variables["params"][name], params[name])
-            staged = {**variables, "params": params}
-            targets = jnp.argmax(model.apply(staged, images), axis=-1).astype(jnp.int32)
+            trained, treedef = jax.tree.flatten(variables)
+            random = jax.tree.leaves(random_variables)
+            staged = jax.tree.unflatten(treedef, [
+                t if i is None else jnp.where(row[i], r, t)
+                for i, r, t in zip(leaf_index, random, trained, strict=True)])
+            targets = classifier.predicted_targets(staged, images)
             return {m: fn(staged, images, targets, key) for m, fn in fns.items()}, targets
 
         # One traced body for all stages: each method compiles once, not once per stage.
@@ -200,7 +208,7 @@ class RandomizationResult(NamedTuple):
 
 
 def randomization_scores(
-    method_fns: Mapping[str, AttributionFn], model: nn.Module, variables: Any,
+    method_fns: Mapping[str, AttributionFn], model: Any, variables: Any,
     images: jax.Array, *, mode: str = "cascading", seed: int = 0, key: jax.Array | None = None,
     similarities: Sequence[str] = DEFAULT_SIMILARITIES, num_maps: int = 2,
     keep_constant: bool = True,

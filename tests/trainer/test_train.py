@@ -75,9 +75,9 @@ class _InterruptAt(Callback):
             raise KeyboardInterrupt
 
 
-def _tiny_cnn(num_epochs=3):
+def _tiny_cnn(num_epochs=3, config_file="cnn.py"):
     """The loop alone: attribution (tested by the config runs above) would only add compile time."""
-    config = load_config(CONFIG_DIR / "cnn.py")
+    config = load_config(CONFIG_DIR / config_file)
     with config.unlocked():
         config.num_epochs = num_epochs
         config.attribution.enabled = False
@@ -85,8 +85,10 @@ def _tiny_cnn(num_epochs=3):
     return config
 
 
-def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path):
-    config = _tiny_cnn()
+@pytest.mark.parametrize("config_file", ["cnn.py", "cnn_bn.py", "cnn_nnx.py"])
+def test_resume_after_interrupt_matches_uninterrupted_run(config_file, tmp_path):
+    """Linen, linen with BatchNorm + Dropout, and NNX resume exactly (statistics too)."""
+    config = _tiny_cnn(config_file=config_file)
     straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
 
     workdir = str(tmp_path / "resumed")
@@ -98,6 +100,9 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path):
 
     assert int(resumed.step) == int(straight.step)
     jax.tree.map(np.testing.assert_allclose, resumed.params, straight.params)
+    jax.tree.map(np.testing.assert_allclose, resumed.batch_stats, straight.batch_stats)
+    if config_file != "cnn.py":
+        assert jax.tree.leaves(resumed.batch_stats)  # BatchNorm statistics were trained.
     # Steps do not repeat in TensorBoard after the resume.
     assert [s for s, _ in scalars(workdir)["eval/loss"]] == [1, 2, 3]
 

@@ -73,7 +73,7 @@ def test_bad_input_raises(probe):
     with pytest.raises(ValueError, match="shift must be a finite number"):
         sanity.shifted_classifier(model, variables, (28, 28, 1), shift=float("nan"))
     apply_fn, linear_variables = linear_model((4, 4, 1), 3)
-    with pytest.raises(ValueError, match="Dense or Conv"):
+    with pytest.raises(ValueError, match="Dense / Linear or Conv"):
         sanity.shifted_classifier(apply_fn, linear_variables, (4, 4, 1))
     with pytest.raises(ValueError, match="options apply to a registered method name"):
         sanity.make_input_invariance(lambda c: None, model, variables, (28, 28, 1),

@@ -1,0 +1,115 @@
+"""Flax linen modules: `model.apply(variables, images, **mode keywords)`, never mutating.
+
+Evaluation mode is asked for through the model's own arguments: if `__call__` declares
+`train`, `training` or `is_training` it gets False, if it declares `deterministic` it gets
+True; `model_kwargs` adds or overrides keywords. Every collection the model reads (params,
+batch_stats, ...) comes from the variables; a TrainState subclass's extra mapping fields
+(the Flax ImageNet example's `batch_stats`) are collections too. Layers are submodules by
+module path ("Conv_1", "Block_0/Conv_1"), reached with `flax.linen.intercept_methods`;
+re-initialization uses the model's own `init`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attribution.model_kinds.base import ModelKind, mapping_fields
+
+MODE_KEYWORDS = {"train": False, "training": False, "is_training": False, "deterministic": True}
+"""Keywords that switch a model to evaluation mode, and the value that does."""
+
+
+def accepts(model: Any) -> bool:
+    return isinstance(model, nn.Module)
+
+
+def call_parameters(model: nn.Module) -> list[str]:
+    """The names of the arguments of `model.__call__` (without self)."""
+    return list(inspect.signature(type(model).__call__).parameters)[1:]
+
+
+class LinenKind(ModelKind):
+    """A `flax.linen.Module`; variables are its variables dict `{"params": ..., ...}`."""
+
+    name = "flax.linen.Module"
+
+    def __init__(self, model: nn.Module, model_kwargs: Mapping[str, Any] | None = None):
+        self.model = model
+        declared = call_parameters(model)
+        mode = {k: v for k, v in MODE_KEYWORDS.items() if k in declared}
+        self.model_kwargs = {**mode, **dict(model_kwargs or {})}
+
+    def apply(self, variables: Any, images: jax.Array) -> Any:
+        return self.model.apply(variables, images, **self.model_kwargs)
+
+    def variables_of(self, state: Any) -> Any:
+        if isinstance(state, Mapping) and "params" in state:
+            return state
+        params = getattr(state, "params", None)
+        if params is None:
+            raise TypeError(
+                f"Cannot find parameters in {type(state).__name__}: pass a TrainState (its "
+                "extra fields such as batch_stats come along), an object with `.params`, or a "
+                "variables dict {'params': ..., ...}.")
+        return {"params": params, **mapping_fields(state)}
+
+    def check(self, variables: Any, input_shape: tuple[int, int, int]) -> None:
+        images = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+        have = sorted(variables) if isinstance(variables, Mapping) else []
+        try:
+            jax.eval_shape(lambda v, x: self.apply(v, x), variables, images)
+        except flax.errors.ModifyScopeVariableError as e:
+            found = re.search(r'collection "([^"]+)"', str(e))
+            collection = found.group(1) if found else "?"
+            raise ValueError(
+                f"The model writes collection {collection!r} in evaluation mode (called with "
+                f"{self.model_kwargs or 'no keywords'}); pass the keyword that turns training "
+                f"off in model_kwargs, e.g. {{'train': False}} or "
+                f"{{'use_running_average': True}} (its __call__ takes: "
+                f"{', '.join(call_parameters(self.model))}).") from None
+        except flax.errors.ScopeCollectionNotFound as e:
+            found = re.search(r'collection "([^"]+)"', str(e))
+            collection = found.group(1) if found else "?"
+            raise ValueError(
+                f"The model reads collection {collection!r}, which the variables lack (they "
+                f"have: {', '.join(have) or 'none'}); pass the whole variables dict, or a "
+                f"TrainState with a {collection!r} field.") from None
+        except TypeError as e:
+            if "argument" not in str(e):
+                raise
+            raise ValueError(
+                f"The model cannot be called as model.apply(variables, images, "
+                f"**{self.model_kwargs}): {e}; pass the missing arguments in model_kwargs "
+                f"(its __call__ takes: {', '.join(call_parameters(self.model))}).") from None
+
+    # Parameter randomization ---------------------------------------------------------------
+
+    def parameter_layers(self, variables: Any) -> list[str | None]:
+        layers = []
+        for keypath, _ in jax.tree_util.tree_flatten_with_path(variables)[0]:
+            keys = [getattr(k, "key", None) for k in keypath]
+            layers.append(str(keys[1]) if len(keys) > 2 and keys[0] == "params" else None)
+        return layers
+
+    @functools.cached_property
+    def _init(self):
+        # Jitted: unjitted, each parameter shape compiles its own random draw (seconds on CPU).
+        return jax.jit(lambda key, images: self.model.init(key, images, **self.model_kwargs))
+
+    def fresh_variables(self, variables: Any, key: jax.Array,
+                        input_shape: tuple[int, int, int]) -> Any:
+        fresh = self._init(key, jnp.zeros((1, *input_shape), jnp.float32))
+        if jax.tree.structure(fresh["params"]) != jax.tree.structure(variables["params"]):
+            raise ValueError("The model's init does not produce the params of `variables`; "
+                             f"init gives {sorted(fresh['params'])}, variables have "
+                             f"{sorted(variables['params'])}.")
+        return {**variables, "params": fresh["params"]}
