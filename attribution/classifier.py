@@ -145,6 +145,11 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
         raise ValueError(f"logits={logits!r} does not pick the logits from the model's output, "
                          f"{_describe(raw)}: {e!r}.") from None
     if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:
+        if logits is not None:
+            raw = _output(kind.apply, variables, shape)
+            raise ValueError(f"logits={logits!r} does not pick the logits [N, K] from the "
+                             f"model's output, {_describe(raw)}: for N=1 it gives "
+                             f"{_describe(out)}.")
         raise ValueError(
             f"The model must map images [N, {', '.join(map(str, shape))}] to logits [N, K]; "
             f"for N=1 it returned {_describe(out)}. Pick the logits with the `logits` option: "

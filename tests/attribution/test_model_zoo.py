@@ -209,7 +209,9 @@ def test_bfloat16_parameters(digits):
     as_float32 = nnx.clone(model)
     nnx.update(as_float32, jax.tree.map(lambda p: p.astype(jnp.float32)
                                         if p.dtype == jnp.bfloat16 else p, nnx.state(model)))
-    for method in METHODS:
+    # Every method runs on this model in tests/callbacks/test_model_zoo_callbacks.py; here
+    # one of each family is compared with float32.
+    for method in ("gradient", "integrated_gradients", "guided_backprop", "grad_cam"):
         ours = np.asarray(attribution.explain(method, model, None, images, labels,
                                               **FAST.get(method, {})))
         assert ours.dtype == np.float32 and np.isfinite(ours).all()

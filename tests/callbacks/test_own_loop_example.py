@@ -29,3 +29,28 @@ def test_own_loop_example_runs_and_logs(tmp_path):
         for layer in ("ConvBlock_0", "ConvBlock_1", "Dense_0"):
             assert scalars[f"sanity/{name}/independent_ssim/{layer}"] == [2]
     assert images["sanity/cascading_randomization"] == [2]
+
+
+NNX_EXAMPLE = EXAMPLE.parent / "own_loop_nnx.py"
+
+
+def test_nnx_own_loop_example_learns_and_logs(tmp_path):
+    """Flax's NNX tutorial loop with both callbacks attached, the module as the state."""
+    methods = ["gradient", "integrated_gradients", "guided_backprop", "grad_cam"]
+    result = subprocess.run(
+        [sys.executable, str(NNX_EXAMPLE), "--logdir", str(tmp_path), "--epochs", "2",
+         "--train-size", "1024", "--methods", ",".join(methods)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracies = [float(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()
+                  if line.startswith("epoch ")]
+    assert len(accuracies) == 2 and accuracies[-1] > 0.85, result.stdout
+    images, scalars = read_events(tmp_path)
+    for name in methods:
+        assert sorted(images[f"attributions/{name}"]) == [0, 1, 2]
+    # Parameter randomization on the NNX module's own layers; BatchNorm layers (ones / zeros
+    # initializers only) are no stages.
+    for layer in ("conv1", "conv2", "linear1", "linear2"):
+        assert scalars[f"sanity/gradient/independent_ssim/{layer}"] == [2]
+    assert not any("batch_norm" in tag for tag in scalars)
