@@ -8,6 +8,9 @@ Never from the network.
 import os
 import pathlib
 
+# Keras (the [keras] extra) must run on JAX; the choice is made at its first import.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
 import jax
 import numpy as np
 import pytest

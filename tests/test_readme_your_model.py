@@ -21,7 +21,7 @@ BLOCKS = section_blocks("Your model")
 EXPECTED = ["(4, 28, 28, 1) ['deconvnet', 'grad_cam', 'gradient', 'gradient_x_input', "
             "'guided_backprop', 'guided_grad_cam', 'integrated_gradients', 'occlusion', "
             "'smoothgrad']", "['batch_stats', 'params']",
-            "(4, 28, 28, 1) False", "(4, 28, 28, 1)"]
+            "(4, 28, 28, 1) False", "(4, 28, 28, 1)", "2 firings"]
 
 
 def test_one_snippet_per_model_kind():

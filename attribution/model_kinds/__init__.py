@@ -1,6 +1,6 @@
 """Model kinds: one adapter per kind of model (see `base.ModelKind`), chosen here once.
 
-    kind_of(model)  # LinenKind, NnxKind or FunctionKind
+    kind_of(model)  # LinenKind, NnxKind, KerasKind or FunctionKind
 
 Adding a kind is one file with `accepts(model)` and a `ModelKind` subclass, and one line in
 `_KINDS` (the first kind that accepts a model wins, so the catch-all function comes last).
@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from attribution.model_kinds import linen_module, nnx_module, plain_function
+from attribution.model_kinds import keras_model, linen_module, nnx_module, plain_function
 from attribution.model_kinds.base import ModelKind
 from attribution.model_kinds.interception import LayerCall, intercept
 
 _KINDS = (
     (linen_module.accepts, linen_module.LinenKind),
     (nnx_module.accepts, nnx_module.NnxKind),
+    (keras_model.accepts, keras_model.KerasKind),
     (plain_function.accepts, plain_function.FunctionKind),
 )
 
@@ -26,7 +27,8 @@ def kind_of(model: Any, model_kwargs: Mapping[str, Any] | None = None) -> ModelK
     """The adapter of `model` (a `ModelKind` is returned as is).
 
     Args:
-        model: A `flax.linen.Module`, a `flax.nnx.Module`, or a function
+        model: A `flax.linen.Module`, a `flax.nnx.Module`, a `keras.Model` (JAX backend), or a
+            function
             `(variables, images, **model_kwargs) -> output`.
         model_kwargs: Keyword arguments for every model call (added to the evaluation-mode
             keywords the kind passes by itself).

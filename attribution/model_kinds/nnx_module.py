@@ -132,6 +132,10 @@ class NnxKind(ModelKind):
             return nnx.state(state, _NOT_RNG)
         if isinstance(state, nnx.State):
             return nnx.filter_state(state, _NOT_RNG)
+        if isinstance(state, Mapping) and any(isinstance(v, nnx.State) for v in state.values()):
+            # A dict of states, e.g. {"params": ..., "batch_stats": ...}.
+            parts = [v for v in state.values() if isinstance(v, nnx.State)]
+            return nnx.filter_state(nnx.merge_state(*parts), _NOT_RNG)
         params = getattr(state, "params", None)
         if isinstance(params, nnx.State):
             # A TrainState holding the parameters and, in other fields, the rest of the state
@@ -143,8 +147,8 @@ class NnxKind(ModelKind):
                                     _NOT_RNG)
         raise TypeError(
             f"Cannot find the NNX model's variables in {type(state).__name__}: pass the "
-            "nnx.Module itself, nnx.state(module), or a TrainState whose params (and other "
-            "fields, e.g. batch statistics) are nnx.State.")
+            "nnx.Module itself, nnx.state(module), a dict of nnx.State, or a TrainState whose "
+            "params (and other fields, e.g. batch statistics) are nnx.State.")
 
     def check(self, variables: Any, input_shape: tuple[int, int, int]) -> None:
         want = jax.tree.structure(self.default_variables())

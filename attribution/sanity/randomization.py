@@ -24,6 +24,7 @@ import numpy as np
 
 from attribution.classifier import as_classifier
 from attribution.method import AttributionFn
+from attribution.model_kinds import kind_of
 from attribution.sanity.reinit import (
     constant_leaves,
     layer_order,
@@ -147,7 +148,8 @@ def make_randomization_check(
         raise ValueError("method_fns is empty; pass at least one attribution method.")
     sims = {name: get_similarity(name) for name in similarities}
     classifier = as_classifier(model, variables, input_shape)
-    kind = classifier.kind
+    # A hand-made Classifier has no kind: as a plain function it cannot be re-initialized.
+    kind = classifier.kind or kind_of(classifier.apply_fn)
     variables = kind.variables_of(variables)
     owners = leaf_layers(classifier, variables, seed, input_shape, keep_constant)
     # Only layers that re-initialization changes are stages.

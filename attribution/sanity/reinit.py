@@ -39,8 +39,9 @@ REINIT_STREAM = 0x5A17
 
 
 def _kind(model: Any) -> ModelKind:
-    kind = getattr(model, "kind", None) or kind_of(model)  # A Classifier carries its kind.
-    return kind
+    if hasattr(model, "apply_fn"):  # A Classifier carries its kind (none if hand-made).
+        return model.kind or kind_of(model.apply_fn)
+    return kind_of(model)
 
 
 def layer_order(variables: Any, model: Any = None,

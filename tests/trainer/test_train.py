@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+import attribution
 from callbacks.base import Callback
-from trainer import train
+from trainer import compare_runs, models, train
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
@@ -64,6 +65,17 @@ def test_config_small_variant_trains_end_to_end(path, tmp_path):
     assert logged["train/loss"][-1][1] < logged["train/loss"][0][1]
     assert len(os.listdir(tmp_path / "checkpoints")) >= 1
     assert any(tag.startswith("config") for tag in tensor_tags(tmp_path))
+    # The last checkpoint gives the engine the trained model (linen or NNX, BatchNorm
+    # statistics included), which computes the trainer's own evaluation-mode logits.
+    variables, epoch = compare_runs.restore_final(config, str(tmp_path), (28, 28, 1))
+    assert epoch == config.num_epochs
+    images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
+    classifier = attribution.as_classifier(
+        models.create_model(config.model, seed=config.seed), variables, (28, 28, 1))
+    trainer_logits, _ = state.apply_fn(state.params, state.batch_stats, images, False,
+                                       state.dropout_key)
+    np.testing.assert_allclose(classifier.logits(variables, images), trainer_logits,
+                               rtol=1e-5, atol=1e-5)
 
 
 class _InterruptAt(Callback):
