@@ -120,7 +120,7 @@ def predicted_targets(model: Any, variables: Any, images: jax.Array,
     `model_options`: `model_kwargs`, `logits`, `preprocess` as for `build`.
     """
     classifier = as_classifier(model, variables, tuple(images.shape[1:]), **model_options)
-    return classifier.predicted_targets(variables, images)
+    return classifier.predicted_targets(classifier.variables, images)
 
 
 _CACHE_SIZE = 32
@@ -178,8 +178,10 @@ def explain(method: str, model: Any, variables: Any, images: jax.Array,
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
     input_shape = tuple(int(d) for d in images.shape[1:])
-    if variables is None:
-        variables = kind_of(model, model_kwargs).default_variables()
+    # The variables as the model's kind holds them (an NNX module's state, a TrainState's
+    # collections, a Keras model's weights); None: the model's own.
+    kind = kind_of(model, model_kwargs)
+    variables = kind.default_variables() if variables is None else kind.variables_of(variables)
     model_options = {"model_kwargs": model_kwargs, "logits": logits, "preprocess": preprocess}
     specs = jax.tree.map(_spec, variables)
     leaves, treedef = jax.tree.flatten(specs)

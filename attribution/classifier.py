@@ -128,8 +128,7 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
     if preprocess is not None and not callable(preprocess):
         raise ValueError(f"preprocess must be a function of the images; got {preprocess!r}.")
     kind = kind_of(model, model_kwargs)
-    if variables is None:
-        variables = kind.default_variables()
+    variables = kind.default_variables() if variables is None else kind.variables_of(variables)
     kind.check(variables, shape)
     select = _logits_selector(logits)
 
@@ -139,9 +138,17 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
         return select(kind.apply(variables, images))
 
     try:
+        raw = _output(kind.apply, variables, shape)
+    except TypeError as e:
+        if "argument" not in str(e):
+            raise
+        raise ValueError(
+            f"The model cannot be called on images [1, {', '.join(map(str, shape))}] with "
+            f"model_kwargs {getattr(kind, 'model_kwargs', {})}: {e}; pass the arguments it "
+            "needs in model_kwargs.") from None
+    try:
         out = _output(apply_fn, variables, shape)
     except (KeyError, IndexError, TypeError) as e:
-        raw = _output(kind.apply, variables, shape)
         raise ValueError(f"logits={logits!r} does not pick the logits from the model's output, "
                          f"{_describe(raw)}: {e!r}.") from None
     if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:

@@ -51,7 +51,10 @@ class _KerasWrapper(keras.callbacks.Callback):
         self.callback.on_epoch_begin(epoch + 1, self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.callback.on_train_batch_end(int(self.model.optimizer.iterations), self.model, logs)
+        # Reading `self.model` syncs Keras's JAX state: only for a callback that fires on steps.
+        if getattr(self.callback, "every_n_steps", 0):
+            self.callback.on_train_batch_end(int(self.model.optimizer.iterations), self.model,
+                                             logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self.callback.on_epoch_end(epoch + 1, self.model, logs)

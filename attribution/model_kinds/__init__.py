@@ -45,8 +45,8 @@ def kind_of(model: Any, model_kwargs: Mapping[str, Any] | None = None) -> ModelK
         if accepts(model):
             return kind(model, model_kwargs)
     raise ValueError(
-        f"model must be a flax.linen.Module, a flax.nnx.Module or a function (variables, "
-        f"images) -> logits; got {type(model).__name__}.")
+        f"model must be a flax.linen.Module, a flax.nnx.Module, a keras.Model or a function "
+        f"(variables, images) -> logits; got {type(model).__name__}.")
 
 
 __all__ = ["LayerCall", "ModelKind", "intercept", "kind_of"]

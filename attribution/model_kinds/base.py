@@ -57,7 +57,8 @@ class ModelKind(abc.ABC):
 
     def _no_reinit(self) -> str:
         return (f"Parameter randomization needs a model whose layers can be re-initialized (a "
-                f"flax.linen.Module or a flax.nnx.Module); a {self.name} has no initializers.")
+                f"flax.linen.Module, a flax.nnx.Module or a keras.Model); a {self.name} has no "
+                f"initializers.")
 
 
 def mapping_fields(state: Any) -> dict[str, Any]:
@@ -68,6 +69,7 @@ def mapping_fields(state: Any) -> dict[str, Any]:
         if name in TRAIN_STATE_FIELDS:
             continue
         value = getattr(state, name, None)
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and all(
+                hasattr(leaf, "shape") for leaf in jax.tree.leaves(value)):
             extra[name] = value
     return extra

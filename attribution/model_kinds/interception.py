@@ -3,10 +3,11 @@
 A hook sees every layer call while a model runs: `hook(call_next, layer) -> output`, where
 `call_next()` runs the layer (and the hooks inside this one) and `layer` says which layer it
 is. Hooks are global while their `intercept` context is open, like
-`flax.linen.intercept_methods` (whose order they follow: the hook entered last runs
-outermost), so a plain function that calls a module inside is watched too. Linen modules are
-reached through `flax.linen.intercept_methods`; NNX modules through `instrument`, which the
-NNX adapter applies to its merged copy of the model when a hook is open.
+`flax.linen.intercept_methods`, whose order they follow: the hook entered first runs
+outermost, the one entered last next to the layer. So a plain function that calls a module
+inside is watched too. Linen modules are reached through `flax.linen.intercept_methods`;
+NNX and Keras layers through their adapters, which route each layer call of the model they
+run through `run` while a hook is open.
 
 A layer's public name is its path joined with "/": "Conv_1", "Block_0/Conv_1" (linen),
 "conv1", "blocks/0/conv" (NNX; list indices are path parts).
@@ -64,9 +65,10 @@ def active() -> bool:
 
 
 def run(layer: LayerCall, call: Callable[[], Any]) -> Any:
-    """Runs `call` (the layer itself) through every open hook; the last entered is outermost."""
+    """Runs `call` (the layer itself) through every open hook; the last entered is innermost,
+    as in `flax.linen.intercept_methods`."""
     fun = call
-    for hook in _hooks():
+    for hook in reversed(_hooks()):
         fun = (lambda h, f: lambda: h(f, layer))(hook, fun)
     return fun()
 

@@ -3,7 +3,11 @@
 Variables are `(trainable, non_trainable)`: the two lists of arrays `stateless_call` takes,
 in the order of `model.trainable_variables` and `model.non_trainable_variables`. Layers are
 the model's layers by their Keras names ("conv2d_1"); while an interception hook is open,
-each layer's `call` is routed through the hooks for the duration of the traced call only.
+each layer's `call` is routed through the hooks for the duration of the traced call only. A
+Dense or Conv layer with a fused activation (`activation="relu"`) shows the hooks its
+pre-activation and applies the activation after them, as a linen conv followed by an
+`nn.relu` call does: so Grad-CAM on it uses the pre-activation, and the input-invariance
+check compensates the affine part exactly.
 Re-initialization uses each layer's own initializers (`kernel_initializer`,
 `bias_initializer`, `gamma_initializer`, ...), seeded from the key, for the trainable
 variables of each top-level layer; BatchNorm's moving statistics are non-trainable and
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -37,6 +42,37 @@ def _all_layers(model) -> list[Any]:
     return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
 
 
+# Patching is per model object: two threads tracing one model would patch it twice.
+_patch_lock = threading.RLock()
+
+
+def _hooked_call(layer: Any, linear: bool) -> Any:
+    """`layer.call` routed through the open hooks (the affine part, if it is `linear`)."""
+    import keras
+
+    original = layer.call
+    activation = getattr(layer, "activation", None)
+    fused = linear and activation not in (None, keras.activations.linear)
+
+    def affine(*args, **kwargs):
+        if not fused:
+            return original(*args, **kwargs)
+        object.__setattr__(layer, "activation", None)  # Keras's call skips a None one.
+        try:
+            return original(*args, **kwargs)
+        finally:
+            object.__setattr__(layer, "activation", activation)
+
+    def call(*args, **kwargs):
+        called = interception.LayerCall(
+            (layer.name,), layer, args, linear,
+            lambda *inputs: affine(*inputs, *args[1:], **kwargs))
+        out = interception.run(called, lambda: affine(*args, **kwargs))
+        return activation(out) if fused else out
+
+    return call
+
+
 @contextlib.contextmanager
 def _hooked(model) -> Iterator[None]:
     """Routes every layer's `call` through the open hooks (restored on exit)."""
@@ -44,23 +80,17 @@ def _hooked(model) -> Iterator[None]:
 
     linear = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Conv1D,
               keras.layers.Conv2D, keras.layers.Conv3D)
-    patched = []
-    for layer in _all_layers(model):
-        original = layer.call
-
-        def call(*args, __layer=layer, __original=original, **kwargs):
-            called = interception.LayerCall(
-                (__layer.name,), __layer, args, isinstance(__layer, linear),
-                lambda *inputs: __original(*inputs, *args[1:], **kwargs))
-            return interception.run(called, lambda: __original(*args, **kwargs))
-
-        object.__setattr__(layer, "call", call)  # Bypasses Keras's attribute tracking.
-        patched.append(layer)
-    try:
-        yield
-    finally:
-        for layer in patched:
-            object.__delattr__(layer, "call")
+    with _patch_lock:
+        patched = []
+        try:
+            for layer in _all_layers(model):
+                # An instance attribute, bypassing Keras's attribute tracking.
+                object.__setattr__(layer, "call", _hooked_call(layer, isinstance(layer, linear)))
+                patched.append(layer)
+            yield
+        finally:
+            for layer in patched:
+                object.__delattr__(layer, "call")
 
 
 class KerasKind(ModelKind):
@@ -132,9 +162,12 @@ class KerasKind(ModelKind):
         del input_shape
         seeds = np.asarray(jax.random.randint(key, (len(variables[0]),), 0, 2**31 - 1))
         fresh = []
-        for (name, layer, variable), seed, trained in zip(self._owners(), seeds, variables[0],
+        for (_, layer, variable), seed, trained in zip(self._owners(), seeds, variables[0],
                                                           strict=True):
-            init = getattr(layer, f"{variable.name}_initializer", None) if layer else None
+            if layer is None:  # A weight of the model itself, no layer's: not randomized.
+                fresh.append(trained)
+                continue
+            init = getattr(layer, f"{variable.name}_initializer", None)
             if init is None:
                 raise ValueError(
                     f"Cannot re-initialize Keras variable {variable.path}: its layer "

@@ -11,7 +11,6 @@ re-initialization uses the model's own `init`.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import re
 from collections.abc import Mapping
@@ -26,6 +25,13 @@ from attribution.model_kinds.base import ModelKind, mapping_fields
 
 MODE_KEYWORDS = {"train": False, "training": False, "is_training": False, "deterministic": True}
 """Keywords that switch a model to evaluation mode, and the value that does."""
+
+
+# Jitted (unjitted, each parameter shape compiles its own random draw: seconds on CPU), with
+# the module and keywords static: linen modules hash by their fields, so every seed and
+# every check built for the same model reuse one compile.
+_init = jax.jit(lambda model, keywords, key, images: model.init(key, images, **dict(keywords)),
+                static_argnums=(0, 1))
 
 
 def accepts(model: Any) -> bool:
@@ -100,14 +106,16 @@ class LinenKind(ModelKind):
             layers.append(str(keys[1]) if len(keys) > 2 and keys[0] == "params" else None)
         return layers
 
-    @functools.cached_property
-    def _init(self):
-        # Jitted: unjitted, each parameter shape compiles its own random draw (seconds on CPU).
-        return jax.jit(lambda key, images: self.model.init(key, images, **self.model_kwargs))
-
     def fresh_variables(self, variables: Any, key: jax.Array,
                         input_shape: tuple[int, int, int]) -> Any:
-        fresh = self._init(key, jnp.zeros((1, *input_shape), jnp.float32))
+        try:
+            keywords = tuple(sorted(self.model_kwargs.items()))
+            hash(keywords)
+        except TypeError:  # Unhashable keyword values: compile for this call only.
+            keywords = None
+        images = jnp.zeros((1, *input_shape), jnp.float32)
+        fresh = (_init(self.model, keywords, key, images) if keywords is not None else
+                 jax.jit(lambda k, x: self.model.init(k, x, **self.model_kwargs))(key, images))
         if jax.tree.structure(fresh["params"]) != jax.tree.structure(variables["params"]):
             raise ValueError("The model's init does not produce the params of `variables`; "
                              f"init gives {sorted(fresh['params'])}, variables have "

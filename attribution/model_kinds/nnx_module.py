@@ -34,7 +34,7 @@ from attribution.model_kinds import interception
 from attribution.model_kinds.base import ModelKind
 
 _LINEAR = (nnx.Linear, nnx.LinearGeneral, nnx.Conv, nnx.ConvTranspose, nnx.Einsum)
-_CONTAINERS = (nnx.List, nnx.Dict, nnx.Sequential) if hasattr(nnx, "Dict") else (nnx.List,)
+_CONTAINERS = (nnx.List, nnx.Dict, nnx.Sequential)
 
 
 _NOT_RNG = nnx.Not(nnx.RngState)
@@ -50,25 +50,30 @@ def _path(parts: tuple[Any, ...]) -> tuple[str, ...]:
 
 _local = threading.local()
 _hooked_classes: dict[type, type] = {}
+_hooked_classes_lock = threading.Lock()
 
 
 def _hooked_class(cls: type) -> type:
     """A subclass of `cls` whose `__call__` runs the open hooks (one per class, cached)."""
-    if cls not in _hooked_classes:
-        base_call = cls.__call__
+    with _hooked_classes_lock:
+        if cls not in _hooked_classes:
+            _hooked_classes[cls] = _subclass(cls)
+        return _hooked_classes[cls]
 
-        def __call__(self, *args, **kwargs):
-            path = getattr(_local, "paths", {}).get(id(self))
-            if path is None:
-                return base_call(self, *args, **kwargs)
-            layer = interception.LayerCall(
-                path, self, args, isinstance(self, _LINEAR),
-                lambda *inputs: base_call(self, *inputs, *args[1:], **kwargs))
-            return interception.run(layer, lambda: base_call(self, *args, **kwargs))
 
-        _hooked_classes[cls] = type(cls.__name__, (cls,), {"__call__": __call__,
-                                                           "__module__": cls.__module__})
-    return _hooked_classes[cls]
+def _subclass(cls: type) -> type:
+    base_call = cls.__call__
+
+    def __call__(self, *args, **kwargs):
+        path = getattr(_local, "paths", {}).get(id(self))
+        if path is None:  # Not inside an instrumented call (or a copy made outside one).
+            return base_call(self, *args, **kwargs)
+        layer = interception.LayerCall(
+            path, self, args, isinstance(self, _LINEAR),
+            lambda *inputs: base_call(self, *inputs, *args[1:], **kwargs))
+        return interception.run(layer, lambda: base_call(self, *args, **kwargs))
+
+    return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__})
 
 
 def _defines_call(cls: type) -> bool:
@@ -141,8 +146,10 @@ class NnxKind(ModelKind):
             # A TrainState holding the parameters and, in other fields, the rest of the state
             # (batch statistics).
             fields = getattr(state, "__dataclass_fields__", None) or {}
+            # Other parameter states (an EMA of the weights) are not this model's variables.
             rest = [getattr(state, f) for f in fields
-                    if f != "params" and isinstance(getattr(state, f), nnx.State)]
+                    if f != "params" and isinstance(getattr(state, f), nnx.State)
+                    and not nnx.filter_state(getattr(state, f), nnx.Param)]
             return nnx.filter_state(nnx.merge_state(params, *rest) if rest else params,
                                     _NOT_RNG)
         raise TypeError(

@@ -11,7 +11,7 @@ from typing import Any
 
 import jax
 
-from attribution.model_kinds.base import ModelKind
+from attribution.model_kinds.base import ModelKind, mapping_fields
 
 
 def accepts(model: Any) -> bool:
@@ -32,10 +32,6 @@ class FunctionKind(ModelKind):
         return self.fn(variables, images, **self.model_kwargs)
 
     def variables_of(self, state: Any) -> Any:
-        if isinstance(state, Mapping) and "params" in state:
-            return state
-        if hasattr(state, "params"):
-            return {"params": state.params}
-        raise TypeError(
-            f"Cannot find parameters in {type(state).__name__}: pass a TrainState, an object "
-            "with `.params`, or a variables dict {'params': ...}.")
+        if hasattr(state, "params") and not isinstance(state, Mapping):
+            return {"params": state.params, **mapping_fields(state)}
+        return state  # The function's own variables pytree, whatever its layout.

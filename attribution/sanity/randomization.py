@@ -29,6 +29,7 @@ from attribution.sanity.reinit import (
     constant_leaves,
     layer_order,
     leaf_layers,
+    model_variables,
     random_variables,
     randomize_layers,
 )
@@ -150,7 +151,7 @@ def make_randomization_check(
     classifier = as_classifier(model, variables, input_shape)
     # A hand-made Classifier has no kind: as a plain function it cannot be re-initialized.
     kind = classifier.kind or kind_of(classifier.apply_fn)
-    variables = kind.variables_of(variables)
+    variables = classifier.variables if variables is None else kind.variables_of(variables)
     owners = leaf_layers(classifier, variables, seed, input_shape, keep_constant)
     # Only layers that re-initialization changes are stages.
     layers = [name for name in layer_order(variables, classifier, input_shape)
@@ -229,6 +230,7 @@ def randomization_scores(
     images = jnp.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
+    variables = model_variables(model, variables)  # None: an NNX or Keras model's own.
     check = make_randomization_check(
         method_fns, model, variables, tuple(int(d) for d in images.shape[1:]), mode=mode,
         seed=seed, similarities=similarities, num_maps=num_maps, keep_constant=keep_constant)

@@ -38,6 +38,15 @@ from attribution.model_kinds import ModelKind, intercept, kind_of
 REINIT_STREAM = 0x5A17
 
 
+def _variables(kind: ModelKind, variables: Any) -> Any:
+    return kind.default_variables() if variables is None else kind.variables_of(variables)
+
+
+def model_variables(model: Any, variables: Any) -> Any:
+    """`variables` as `model`'s kind holds them; None: the model's own (NNX, Keras)."""
+    return _variables(_kind(model), variables)
+
+
 def _kind(model: Any) -> ModelKind:
     if hasattr(model, "apply_fn"):  # A Classifier carries its kind (none if hand-made).
         return model.kind or kind_of(model.apply_fn)
@@ -79,7 +88,7 @@ def layer_order(variables: Any, model: Any = None,
     if input_shape is None:
         raise ValueError("layer_order needs input_shape with a model.")
     kind = _kind(model)
-    variables = kind.variables_of(variables)
+    variables = _variables(kind, variables)
     owners = [o for o in kind.parameter_layers(variables) if o is not None]
     layers = list(dict.fromkeys(owners))
     if not layers:
@@ -120,7 +129,7 @@ def random_variables(model: Any, variables: Any, seed: int,
     """
     key = jax.random.fold_in(jax.random.key(seed), REINIT_STREAM)
     kind = _kind(model)
-    return kind.fresh_variables(kind.variables_of(variables), key, input_shape)
+    return kind.fresh_variables(_variables(kind, variables), key, input_shape)
 
 
 def constant_leaves(model: Any, variables: Any, seed: int,
@@ -152,7 +161,7 @@ def leaf_layers(model: Any, variables: Any, seed: int, input_shape: tuple[int, i
     constant-initialized ones (they keep their trained values).
     """
     kind = _kind(model)
-    owners = kind.parameter_layers(kind.variables_of(variables))
+    owners = kind.parameter_layers(_variables(kind, variables))
     if not keep_constant:
         return owners
     constant = constant_leaves(model, variables, seed, input_shape)
@@ -180,7 +189,7 @@ def randomize_layers(model: Any, variables: Any, layers: Sequence[str], seed: in
         ValueError: If the model cannot be re-initialized or a layer name is unknown.
     """
     kind = _kind(model)
-    variables = kind.variables_of(variables)
+    variables = _variables(kind, variables)
     known = list(dict.fromkeys(o for o in kind.parameter_layers(variables) if o is not None))
     unknown = [name for name in layers if name not in known]
     if unknown:

@@ -254,3 +254,28 @@ def test_nnx_input_invariance(pair):
     gradient = sanity.input_invariance("gradient", model, None, images, labels)
     times_input = sanity.input_invariance("gradient_x_input", model, None, images, labels)
     assert gradient.min() > 0.999 and times_input.mean() < 0.9
+
+
+def test_states_are_accepted_wherever_variables_are(pair):
+    """The module, a TrainState or None stand for the variables in every entry point."""
+    model, *_, images, labels = pair
+    reference = attribution.explain("gradient", model, None, images, labels)
+    for variables in (model, nnx.state(model)):
+        np.testing.assert_array_equal(
+            attribution.explain("gradient", model, variables, images, labels), reference)
+    predicted = attribution.predicted_targets(model, None, images)
+    np.testing.assert_array_equal(predicted, attribution.predicted_targets(model, model, images))
+    fns = {"gradient": attribution.build("gradient", model, None, SHAPE)}
+    scores = sanity.randomization_scores(fns, model, None, images, num_maps=0)
+    assert len(scores.stage_names) == 4
+
+
+def test_grad_cam_at_the_compensated_first_layer_is_input_invariant(pair):
+    """Hooks nest as linen's do on every kind: Grad-CAM sees the compensated first layer."""
+    model, linen_model, linen_variables, images, labels = pair
+    nnx_score = sanity.input_invariance("grad_cam", model, None, images, labels,
+                                        options={"layer": "conv1"})
+    linen_score = sanity.input_invariance("grad_cam", linen_model, linen_variables, images,
+                                          labels, options={"layer": "conv1"})
+    np.testing.assert_allclose(nnx_score, linen_score, atol=1e-5)
+    assert nnx_score.min() > 0.999

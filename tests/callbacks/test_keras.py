@@ -83,3 +83,12 @@ def test_keras_layers_and_reinitialization():
     np.testing.assert_array_equal(fresh[1][0], variables[1][0])  # moving mean: never drawn
     with pytest.raises(ValueError, match="valid layers: conv_a, norm, .*conv_b"):
         attribution.build("grad_cam", model, None, SHAPE, layer="conv_z")
+
+
+def test_keras_input_invariance_with_fused_activations(mnist):
+    """Conv2D(activation="relu") is compensated before its activation: gradient invariant."""
+    model = keras_cnn()
+    images, labels = mnist.eval_images[:4], mnist.eval_labels[:4]
+    gradient = sanity.input_invariance("gradient", model, None, images, labels)
+    times_input = sanity.input_invariance("gradient_x_input", model, None, images, labels)
+    assert gradient.min() > 0.999 and times_input.mean() < 0.9
