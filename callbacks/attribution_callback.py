@@ -6,6 +6,9 @@ Tags written (the interface; see README):
   attributions/evolution/<method>     at on_train_end: probe digits x firings
   attribution_time_ms/<method>        compute time of each method, per firing
   probes/confidence, probes/accuracy, probes/true_class_probability
+  drift/<method>/to_previous          similarity of the maps to the previous firing's
+  drift/<method>/to_first             ... and to the first firing's (from the 2nd firing)
+  drift/curves                        image: to_previous per method against the step
 """
 
 import time
@@ -19,19 +22,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import attribution
 from attribution import render
+from attribution.sanity import drift as drift_scores
+from attribution.sanity.similarity import get_similarity
 from callbacks.background import BackgroundJobs
 from callbacks.base import Callback, Logs, checked_probes, method_options
+from callbacks.drift_plot import drift_plot
 from callbacks.model import CallbackModel
+from callbacks.titles import METHOD_TITLES
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
-# Short method titles for grid columns and plot legends: grid cells are narrow.
-METHOD_TITLES = {
-    "gradient": "grad", "gradient_x_input": "grad*in", "integrated_gradients": "IG",
-    "smoothgrad": "SmoothG", "deconvnet": "deconv", "guided_backprop": "GuidedBP",
-    "cam": "CAM", "grad_cam": "Grad-CAM", "guided_grad_cam": "G.Grad-CAM",
-    "occlusion": "occlusion",
-}
 
 
 def _shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
@@ -105,6 +105,8 @@ class AttributionCallback(Callback):
         model_kwargs: Mapping[str, Any] | None = None,
         logits: Any = None,
         preprocess: Callable[[jax.Array], jax.Array] | None = None,
+        drift_similarity: str = drift_scores.DEFAULT_SIMILARITY,
+        settle_threshold: float = drift_scores.DEFAULT_THRESHOLD,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
@@ -128,6 +130,10 @@ class AttributionCallback(Callback):
           logits: where the logits are in the model's output: an index, a key or a function.
           preprocess: a function applied to the images inside the model call (e.g. a
             mean / std standardization), so the probes stay displayable pixels.
+          drift_similarity: how drift compares a firing's maps with the previous and the
+            first firing's (a name from attribution.sanity.SIMILARITIES).
+          settle_threshold: a method has settled once its similarity to the previous firing
+            stays at or above this (marked in drift/curves).
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         self._range = render.display_range(probe_images)
@@ -136,6 +142,11 @@ class AttributionCallback(Callback):
         if every_n_epochs < 0 or every_n_steps < 0:
             raise ValueError("every_n_epochs and every_n_steps must be >= 0.")
         self.methods = method_options(methods)
+        get_similarity(drift_similarity)  # Fails here, before training.
+        if not 0.0 <= float(settle_threshold) <= 1.0:
+            raise ValueError(f"settle_threshold must be in [0, 1]; got {settle_threshold!r}.")
+        self.drift_similarity = drift_similarity
+        self.settle_threshold = float(settle_threshold)
         self.model = model
         self._model = CallbackModel(model, model_kwargs, logits, preprocess)
         self.images = probe_images
@@ -152,6 +163,10 @@ class AttributionCallback(Callback):
         self._compiled: dict[str, Any] | None = None
         self._signed = {name: attribution.get(name).signed for name in self.methods}
         self._history: list[tuple[int, dict[str, np.ndarray]]] = []
+        # Maps of the first and the previous firing, on the device; drift per firing, host.
+        self._first_maps: dict[str, jax.Array] | None = None
+        self._previous_maps: dict[str, jax.Array] | None = None
+        self.drift: list[tuple[int, dict[str, dict[str, float]]]] = []
         self._background = BackgroundJobs("attribution")
         self.last_step = 0
         self.compile_seconds = 0.0
@@ -223,6 +238,15 @@ class AttributionCallback(Callback):
         # Predicted classes stay split: they are the methods' targets.
         jitted = _mesh_jit(predict, self.mesh, 3, (False, True))
         compiled["_predict"] = jitted.lower(variables, images, targets).compile()
+        # Drift compares whole firings; the mesh's padding rows are dropped first.
+        drift, count = drift_scores.make_drift(self.drift_similarity), len(self.labels)
+        spec = jax.ShapeDtypeStruct(images.shape, jnp.float32,
+                                    sharding=None if self.mesh is None else _shardings(
+                                        self.mesh)[1])
+        all_maps = {name: spec for name in self.methods}
+        compiled["_drift"] = jax.jit(lambda first, previous, current: drift(
+            *({n: m[:count] for n, m in maps.items()} for maps in (first, previous, current)))
+        ).lower(all_maps, all_maps, all_maps).compile()
         self._compiled = compiled
         self._images, self._labels = images, targets
         self.compile_seconds = time.perf_counter() - start
@@ -249,12 +273,22 @@ class AttributionCallback(Callback):
             maps[name].block_until_ready()
             times[name] = 1000.0 * (time.perf_counter() - start)
         self.timings.append(times)
-        host_maps, host_probs = jax.device_get((maps, probs))  # The one copy per firing.
+        drift = None
+        if self._first_maps is None:
+            self._first_maps = maps
+        else:
+            drift = self._compiled["_drift"](self._first_maps, self._previous_maps, maps)
+        self._previous_maps = maps
+        # The one copy per firing.
+        host_maps, host_probs, drift = jax.device_get((maps, probs, drift))
         count = len(self.labels)  # Drops the mesh's padding.
         host_maps = {name: m[:count] for name, m in host_maps.items()}
         host_probs = host_probs[:count]
+        if drift is not None:
+            self.drift.append((step, {m: {k: float(v) for k, v in d.items()}
+                                      for m, d in drift.items()}))
         self._background.submit(self._render_and_write, step, host_maps,
-                                np.asarray(host_probs), times)
+                                np.asarray(host_probs), times, list(self.drift))
         return host_maps
 
     def wait(self) -> None:
@@ -264,7 +298,8 @@ class AttributionCallback(Callback):
     # Rendering (background thread) -------------------------------------------------------------
 
     def _render_and_write(self, step: int, maps: dict[str, np.ndarray], probs: np.ndarray,
-                          times: dict[str, float]) -> None:
+                          times: dict[str, float],
+                          drift: list[tuple[int, dict[str, dict[str, float]]]]) -> None:
         predicted = probs.argmax(-1)
         confidence = probs.max(-1)
         row_labels = [f"{t}>{p} {c:.2f}" for t, p, c in zip(self.labels, predicted, confidence,
@@ -291,6 +326,15 @@ class AttributionCallback(Callback):
         scalars["probes/accuracy"] = float((predicted == self.labels).mean())
         scalars["probes/true_class_probability"] = float(
             np.take_along_axis(probs, self.labels[:, None], 1).mean())
+        if drift and drift[-1][0] == step:
+            for name, values in drift[-1][1].items():
+                for key, value in values.items():
+                    scalars[f"drift/{name}/{key}"] = value
+            curves = {name: ([s for s, _ in drift], [d[name]["to_previous"] for _, d in drift])
+                      for name in names}
+            self.writer.write_images(step, {"drift/curves": drift_plot(
+                curves, self.settle_threshold,
+                title=f"{self.drift_similarity} to the previous firing, step {step}")})
         self.writer.write_scalars(step, scalars)
         if self.evolution:
             self._history.append((step, colored))

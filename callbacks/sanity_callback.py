@@ -32,10 +32,11 @@ import numpy as np
 import attribution
 from attribution import render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
-from callbacks.attribution_callback import GRADIENT_FAMILY, METHOD_TITLES
+from callbacks.attribution_callback import GRADIENT_FAMILY
 from callbacks.background import BackgroundJobs
 from callbacks.base import Callback, Logs, checked_probes, method_options
 from callbacks.model import CallbackModel
+from callbacks.titles import METHOD_TITLES
 
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
 

@@ -61,6 +61,8 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     section.targets = "label"  # Explain the true "label" or the "predicted" class.
     section.layer = ""  # Layer for cam / grad_cam / guided_grad_cam; empty: the last conv.
     section.percentile = 99.0  # Per-map clipping percentile of the colour scale.
+    section.drift_similarity = "spearman_abs"  # Drift measure between firings (sanity names).
+    section.settle_threshold = 0.9  # Settled: similarity to the previous firing stays >= this.
     section.seed = 0  # PRNG seed of SmoothGrad's noise (the same noise every firing).
     section.model_kwargs = ""  # Extra model keywords, "name=literal,...", e.g. "train=False".
     section.logits = ""  # Logits in the model's output: an index, a key; empty: the output.

@@ -131,7 +131,8 @@ def attribution_callback(section: ml_collections.ConfigDict, model,
         model, probe_images, probe_labels, writer, methods=attribution_methods(section),
         every_n_epochs=section.every_n_epochs, every_n_steps=section.every_n_steps,
         at_start=section.at_start, targets=section.targets, percentile=section.percentile,
-        seed=section.seed, mesh=mesh, **model_options(section),
+        seed=section.seed, mesh=mesh, drift_similarity=section.drift_similarity,
+        settle_threshold=section.settle_threshold, **model_options(section),
     )
 
 
@@ -251,7 +252,7 @@ def train_and_evaluate(
             writer.write_hparams(config.to_dict())
             writer.write_texts(0, {"config": f"```\n{config}\n```"})
         return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list,
-                    mesh)
+                    mesh, workdir)
     finally:
         # Also on errors and Ctrl-C: what was logged, and what callbacks still render in the
         # background, reaches the disk.
@@ -263,13 +264,32 @@ def train_and_evaluate(
         checkpoints.close()
 
 
-def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list, mesh):
+def tensorboard_command(config: ml_collections.ConfigDict, workdir: str,
+                        steps_per_epoch: int) -> str:
+    """The `tensorboard` command that shows every image the run writes.
+
+    TensorBoard keeps 10 images per tag unless told more; the attribution callback writes one
+    per firing (and the sanity callback fewer).
+    """
+    section = config.attribution
+    firings = int(section.at_start)
+    if section.every_n_epochs:
+        firings += config.num_epochs // section.every_n_epochs
+    if section.every_n_steps:
+        firings += config.num_epochs * steps_per_epoch // section.every_n_steps
+    return (f"tensorboard --logdir {workdir} --samples_per_plugin "
+            f"images={max(firings, config.num_epochs + 1, 10)}")
+
+
+def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list, mesh, workdir):
     steps_per_epoch = len(splits.train_labels) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(
             f"batch_size {config.batch_size} exceeds the {len(splits.train_labels)} "
             "training examples."
         )
+    command = tensorboard_command(config, workdir, steps_per_epoch)
+    logging.info("Watch it: %s", command)
     batch_logs = callback_list.batch_logs
     callback_list.on_train_begin(state)
     step = start_epoch * steps_per_epoch
@@ -303,6 +323,7 @@ def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list,
             logging.info("Stopping after epoch %d: a callback asked to stop.", epoch)
             break
     callback_list.on_train_end(state)
+    logging.info("Done: %s. Watch it: %s", workdir, command)
     return state
 
 

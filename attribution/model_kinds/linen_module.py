@@ -94,8 +94,9 @@ class LinenKind(ModelKind):
                 raise
             raise ValueError(
                 f"The model cannot be called as model.apply(variables, images, "
-                f"**{self.model_kwargs}): {e}; pass the missing arguments in model_kwargs "
-                f"(its __call__ takes: {', '.join(call_parameters(self.model))}).") from None
+                f"**{self.model_kwargs}): {e}; pass the arguments it needs, and only those, in "
+                f"model_kwargs (its __call__ takes: {', '.join(call_parameters(self.model))})."
+            ) from None
 
     # Parameter randomization ---------------------------------------------------------------
 
@@ -116,8 +117,19 @@ class LinenKind(ModelKind):
         images = jnp.zeros((1, *input_shape), jnp.float32)
         fresh = (_init(self.model, keywords, key, images) if keywords is not None else
                  jax.jit(lambda k, x: self.model.init(k, x, **self.model_kwargs))(key, images))
-        if jax.tree.structure(fresh["params"]) != jax.tree.structure(variables["params"]):
-            raise ValueError("The model's init does not produce the params of `variables`; "
-                             f"init gives {sorted(fresh['params'])}, variables have "
-                             f"{sorted(variables['params'])}.")
-        return {**variables, "params": fresh["params"]}
+        # Matched by path, in the layout of `variables` (a FrozenDict stays one).
+        drawn = {_keys(path): leaf for path, leaf in
+                 jax.tree_util.tree_flatten_with_path(fresh["params"])[0]}
+        trained, treedef = jax.tree_util.tree_flatten_with_path(variables["params"])
+        missing = [_keys(path) for path, _ in trained if _keys(path) not in drawn]
+        if missing or len(drawn) != len(trained):
+            raise ValueError(
+                "The model's init does not produce the params of `variables`: "
+                f"{'/'.join(map(str, missing[0])) if missing else 'extra parameters'} differ "
+                f"(init gives layers {', '.join(sorted(fresh['params']))}).")
+        params = jax.tree.unflatten(treedef, [drawn[_keys(path)] for path, _ in trained])
+        return {**variables, "params": params}
+
+
+def _keys(path) -> tuple[Any, ...]:
+    return tuple(getattr(k, "key", getattr(k, "name", k)) for k in path)

@@ -35,6 +35,8 @@ from attribution.model_kinds.base import ModelKind
 
 _LINEAR = (nnx.Linear, nnx.LinearGeneral, nnx.Conv, nnx.ConvTranspose, nnx.Einsum)
 _CONTAINERS = (nnx.List, nnx.Dict, nnx.Sequential)
+# Containers whose items count as top-level layers: NNX's, and plain ones (`nnx.data([...])`).
+_LAYER_CONTAINERS = (*_CONTAINERS, list, tuple, dict)
 
 
 _NOT_RNG = nnx.Not(nnx.RngState)
@@ -182,7 +184,7 @@ class NnxKind(ModelKind):
         def top_level(parts):
             return (isinstance(nodes[parts], nnx.Module)
                     and not isinstance(nodes[parts], _CONTAINERS)
-                    and all(isinstance(nodes[parts[:i]], _CONTAINERS)
+                    and all(isinstance(nodes[parts[:i]], _LAYER_CONTAINERS)
                             for i in range(1, len(parts))))
 
         layers = [p for p in nodes if p and top_level(p)]

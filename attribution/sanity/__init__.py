@@ -8,9 +8,11 @@
   et al. 2019).
 - `faithfulness`: deletion and insertion curves and their areas (Petsiuk et al. 2018).
 - `completeness`: integrated gradients' completeness gap (Sundararajan et al. 2017).
+- `drift`: how much maps changed between firings during training, and when they settled.
 """
 
 from attribution.sanity.completeness import completeness_gap, make_completeness_gap
+from attribution.sanity.drift import make_drift, settled_step
 from attribution.sanity.faithfulness import (
     auc,
     deletion_auc,
@@ -70,12 +72,14 @@ __all__ = [
     "l1_similarity",
     "layer_order",
     "make_completeness_gap",
+    "make_drift",
     "make_faithfulness",
     "make_input_invariance",
     "make_randomization_check",
     "random_variables",
     "randomization_scores",
     "randomize_layers",
+    "settled_step",
     "shifted_classifier",
     "spearman_abs",
     "spearman_signed",

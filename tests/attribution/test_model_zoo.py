@@ -279,3 +279,28 @@ def test_grad_cam_at_the_compensated_first_layer_is_input_invariant(pair):
                                           labels, options={"layer": "conv1"})
     np.testing.assert_allclose(nnx_score, linen_score, atol=1e-5)
     assert nnx_score.min() > 0.999
+
+
+class PlainListNet(nnx.Module):
+    """Blocks in a plain list marked as data (`nnx.data`), not an `nnx.List`."""
+
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.blocks = nnx.data([nnx.Linear(28 * 28, 16, rngs=rngs), nnx.Linear(16, 10, rngs=rngs)])
+
+    def __call__(self, x):
+        return self.blocks[1](nnx.relu(self.blocks[0](x.reshape(x.shape[0], -1))))
+
+
+def test_layers_in_plain_containers_and_frozen_linen_variables(trained_cnn):
+    model = PlainListNet(rngs=nnx.Rngs(0))
+    assert sanity.layer_order(None, model, SHAPE) == ["blocks/0", "blocks/1"]
+    linen_model, variables = trained_cnn
+    from flax.core import freeze
+    frozen = freeze(variables)
+    fresh = sanity.randomize_layers(linen_model, frozen, ["Dense_1"], seed=0, input_shape=SHAPE)
+    plain = sanity.randomize_layers(linen_model, variables, ["Dense_1"], seed=0,
+                                    input_shape=SHAPE)
+    for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(fresh["params"]["Dense_1"]["kernel"],
+                              variables["params"]["Dense_1"]["kernel"])

@@ -164,3 +164,40 @@ def test_registered_methods_all_available():
     assert {"gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "deconvnet",
             "guided_backprop", "cam", "grad_cam", "guided_grad_cam",
             "occlusion"} <= set(attribution.names())
+
+
+def test_drift_scalars_equal_a_hand_computation_on_the_maps(gap_model, probes, mnist, tmp_path):
+    """drift/<method>/to_previous and to_first from the second firing on, as scipy computes
+    them on the maps the callback returned; drift/curves at each of those firings."""
+    from scipy import stats
+
+    from tests.callbacks.test_sanity_callback import scalar_values
+
+    model, state = gap_model
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods=["gradient", "grad_cam"])
+    callback.compile({"params": state.params})
+    images, labels = mnist.train_images[:64], mnist.train_labels[:64]
+    state = jax.tree.map(jnp.array, state)  # train_step donates; keep the fixture's intact
+    maps = []
+    for step in (0, 1, 2):
+        maps.append(callback.fire(step, state))
+        for _ in range(3):
+            state, _ = steps.train_step(state, images, labels)
+    callback.wait()
+    writer.close()
+
+    def spearman_abs(a, b):
+        return np.mean([stats.spearmanr(np.abs(x.sum(-1)).ravel(), np.abs(y.sum(-1)).ravel())[0]
+                        for x, y in zip(a, b, strict=True)])
+
+    for step in (1, 2):
+        logged = scalar_values(tmp_path, step)
+        for name in ("gradient", "grad_cam"):
+            assert logged[f"drift/{name}/to_previous"] == pytest.approx(
+                spearman_abs(maps[step - 1][name], maps[step][name]), abs=1e-5)
+            assert logged[f"drift/{name}/to_first"] == pytest.approx(
+                spearman_abs(maps[0][name], maps[step][name]), abs=1e-5)
+    assert "drift/gradient/to_previous" not in scalar_values(tmp_path, 0)
+    assert sorted(read_events(tmp_path)[0]["drift/curves"]) == [1, 2]
+    assert [s for s, _ in callback.drift] == [1, 2]

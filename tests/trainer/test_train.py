@@ -161,3 +161,12 @@ def test_same_seed_same_run(tmp_path):
     a = train.train_and_evaluate(config, str(tmp_path / "a"))
     b = train.train_and_evaluate(config, str(tmp_path / "b"))
     jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+
+
+def test_tensorboard_command_shows_every_firing():
+    config = load_config(CONFIG_DIR / "cnn.py", None)  # 10 epochs, firing at 0 and each epoch
+    assert train.tensorboard_command(config, "runs/cnn", 78) == (
+        "tensorboard --logdir runs/cnn --samples_per_plugin images=11")
+    with config.unlocked():
+        config.attribution.every_n_steps = 10
+    assert train.tensorboard_command(config, "w", 78).endswith(f"images={1 + 10 + 780 // 10}")

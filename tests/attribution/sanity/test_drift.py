@@ -1,0 +1,37 @@
+"""Drift between firings: equal to scipy's Spearman by hand; settled detection."""
+
+import jax
+import numpy as np
+import pytest
+from scipy import stats
+
+from attribution import sanity
+
+
+def test_drift_equals_a_hand_computation():
+    rng = np.random.default_rng(0)
+    first, previous, current = (rng.normal(size=(3, 6, 5, 2)).astype(np.float32)
+                                for _ in range(3))
+    out = jax.jit(sanity.make_drift())({"g": first}, {"g": previous}, {"g": current})
+
+    def spearman_abs(a, b):
+        return np.mean([stats.spearmanr(np.abs(x.sum(-1)).ravel(), np.abs(y.sum(-1)).ravel())[0]
+                        for x, y in zip(a, b, strict=True)])
+
+    assert float(out["g"]["to_first"]) == pytest.approx(spearman_abs(first, current), abs=1e-6)
+    assert float(out["g"]["to_previous"]) == pytest.approx(spearman_abs(previous, current),
+                                                           abs=1e-6)
+    same = jax.jit(sanity.make_drift("l1"))({"g": current}, {"g": current}, {"g": current})
+    assert float(same["g"]["to_previous"]) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="valid"):
+        sanity.make_drift("cosine")
+
+
+def test_settled_step():
+    steps = [1, 2, 4, 8, 16, 32]
+    assert sanity.settled_step(steps, [0.2, 0.95, 0.5, 0.91, 0.93, 0.99]) == 8
+    assert sanity.settled_step(steps, [0.95] * 6) == 1
+    assert sanity.settled_step(steps, [0.95] * 5 + [0.3]) is None
+    assert sanity.settled_step(steps, [0.95] * 5 + [float("nan")]) is None
+    with pytest.raises(ValueError, match="same length"):
+        sanity.settled_step(steps, [0.9])
