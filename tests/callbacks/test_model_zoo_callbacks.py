@@ -101,8 +101,8 @@ def test_both_callbacks_on_the_zoo(name, mnist, tmp_path):
         writer = TensorBoardWriter(tmp_path)
         explain = AttributionCallback(model, images, labels, writer,
                                       {m: FAST.get(m, {}) for m in methods}, **options)
-        sane = SanityCallback(model, images, labels, writer, ["gradient"], num_probes=2,
-                              every_n_epochs=1, independent=False, faithfulness_steps=4,
+        sane = SanityCallback(model, images, labels, writer, ["gradient"], num_probes=1,
+                              every_n_epochs=1, independent=False, faithfulness_steps=2,
                               **options)
         for callback in (explain, sane):
             callback.on_train_begin(state)
