@@ -314,12 +314,14 @@ class AttributionCallback(Callback):
                                             value_range=self._range)
         names = list(self.methods)  # Config order; device_get returns dicts key-sorted.
         overview = np.stack([digits, *(colored[n] for n in names)], axis=1)
-        images = {"attributions/overview": render.grid(
-            overview, row_labels, ["input", *(METHOD_TITLES.get(n, n[:10]) for n in names)])}
+        images = {"attributions/overview": render.with_legend(render.grid(
+            overview, row_labels, ["input", *(METHOD_TITLES.get(n, n[:10]) for n in names)]),
+            self._legend(names))}
         for name in names:
             cells = np.stack([digits, colored[name], overlays[name]], axis=1)
-            images[f"attributions/{name}"] = render.grid(
-                cells, row_labels, ["input", METHOD_TITLES.get(name, name[:10]), "overlay"])
+            images[f"attributions/{name}"] = render.with_legend(render.grid(
+                cells, row_labels, ["input", METHOD_TITLES.get(name, name[:10]), "overlay"]),
+                self._legend([name]))
         self.writer.write_images(step, images)
         scalars = {f"attribution_time_ms/{name}": t for name, t in times.items()}
         scalars["probes/confidence"] = float(confidence.mean())
@@ -339,13 +341,23 @@ class AttributionCallback(Callback):
         if self.evolution:
             self._history.append((step, colored))
 
+    def _legend(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        """Colour bars for the maps of `names`: signed and magnitude, as they occur."""
+        bars = []
+        for kind, signed in (("signed", True), ("magnitude", False)):
+            titles = [METHOD_TITLES.get(n, n) for n in names if self._signed[n] == signed]
+            if titles:
+                bars.append((kind, f"{', '.join(titles)}: each map to its own "
+                                   f"{self.percentile:g}th percentile"))
+        return bars
+
     def _evolution_images(self) -> dict[str, np.ndarray]:
         unit = "step" if self.every_n_steps else "epoch"
         col_labels = [f"{unit} {step}" for step, _ in self._history]
         row_labels = [str(t) for t in self.labels]
         return {
-            f"attributions/evolution/{name}": render.grid(
+            f"attributions/evolution/{name}": render.with_legend(render.grid(
                 np.stack([colored[name] for _, colored in self._history], axis=1),
-                row_labels, col_labels)
+                row_labels, col_labels), self._legend([name]))
             for name in self.methods
         }

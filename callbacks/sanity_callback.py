@@ -284,7 +284,12 @@ class SanityCallback(Callback):
                 rows.append(np.concatenate([digits[p:p + 1], heat]))
                 row_labels.append(f"{METHOD_TITLES.get(m, m[:10])}\ndigit {self.labels[p]}")
         col_labels = ["input", "trained", *_cumulative(self._stage_names["cascading"])]
-        return render.grid(np.stack(rows), row_labels, col_labels)
+        bars = []
+        for kind, signed in (("signed", True), ("magnitude", False)):
+            titles = [METHOD_TITLES.get(m, m) for m in self.methods if self._signed[m] == signed]
+            if titles:
+                bars.append((kind, f"{', '.join(titles)}: each map to its own 99th percentile"))
+        return render.with_legend(render.grid(np.stack(rows), row_labels, col_labels), bars)
 
 
 def _cumulative(stage_names: Sequence[str]) -> list[str]:

@@ -19,6 +19,7 @@ from attribution.render.color import (
     overlay,
 )
 from attribution.render.grid import grid
+from attribution.render.legend import with_legend
 from attribution.render.maps import (
     REDUCE_MODES,
     ReduceMode,
@@ -45,4 +46,5 @@ __all__ = [
     "normalize_signed",
     "overlay",
     "reduce_channels",
+    "with_legend",
 ]

@@ -174,3 +174,19 @@ def test_grid_rejects_bad_input():
         render.grid(cells, row_labels=["a"])
     with pytest.raises(ValueError, match="scale"):
         render.grid(cells, scale=0)
+
+
+def test_legend_bars_are_the_colormaps_under_the_image():
+    from attribution.render.legend import BAR_HEIGHT, BAR_WIDTH
+
+    image = np.full((20, 300, 3), 7, np.uint8)
+    out = render.with_legend(image, [("signed", "grad"), ("magnitude", "Grad-CAM")], pad=4)
+    assert out.shape[1] == 300  # Captions wrap to the image's width.
+    np.testing.assert_array_equal(out[:20], image)  # The image itself is untouched.
+    strip = out[20:, 4:4 + BAR_WIDTH]
+    for cmap in (render.SIGNED_CMAP, render.MAGNITUDE_CMAP):
+        lut = render.colormap_lut(cmap, BAR_WIDTH)
+        rows = [r for r in range(len(strip)) if np.array_equal(strip[r], lut)]
+        assert len(rows) == BAR_HEIGHT and rows[-1] - rows[0] == BAR_HEIGHT - 1, cmap
+    with pytest.raises(ValueError, match="valid: signed, magnitude"):
+        render.with_legend(image, [("rainbow", "x")])

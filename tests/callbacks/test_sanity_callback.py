@@ -88,9 +88,10 @@ def test_cascading_figure_layout(logged):
     acc = event_accumulator.EventAccumulator(str(path), size_guidance={"images": 0})
     acc.Reload()
     figure = acc.Images("sanity/cascading_randomization")[0]
-    # 2 probes x 3 methods rows; input, trained and 4 stages as columns; cells 56 px + 2 pad.
+    # 2 probes x 3 methods rows; input, trained and 4 stages as columns; cells 56 px + 2 pad;
+    # under them the colour legend (one signed bar for these three methods: at most 4 lines).
     assert figure.height > 6 * 58 and figure.width > 6 * 58
-    assert figure.height < 6 * 58 + 40 and figure.width < 6 * 58 + 120
+    assert figure.height < 6 * 58 + 40 + 60 and figure.width < 6 * 58 + 120
     plot = acc.Images("sanity/similarity_vs_randomized_layers")[0]
     assert plot.width > plot.height > 200
 
