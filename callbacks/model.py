@@ -9,10 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import numpy as np
 
 import attribution
-from attribution import render
 from attribution.classifier import LogitsSpec
 from attribution.model_kinds import kind_of
 
@@ -39,7 +37,3 @@ class CallbackModel:
         return attribution.as_classifier(self.kind, variables, input_shape, logits=self.logits,
                                          preprocess=self.preprocess)
 
-
-def probe_display_range(probe_images: np.ndarray) -> tuple[float, float]:
-    """The range probes are shown in (checked in the constructor, never at render time)."""
-    return render.display_range(probe_images)

@@ -39,7 +39,7 @@ def accepts(model: Any) -> bool:
 
 
 def _all_layers(model) -> list[Any]:
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
+    return list(model._flatten_layers(include_self=False, recursive=True))
 
 
 # Patching is per model object: two threads tracing one model would patch it twice.

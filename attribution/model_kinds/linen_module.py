@@ -74,21 +74,17 @@ class LinenKind(ModelKind):
         try:
             jax.eval_shape(lambda v, x: self.apply(v, x), variables, images)
         except flax.errors.ModifyScopeVariableError as e:
-            found = re.search(r'collection "([^"]+)"', str(e))
-            collection = found.group(1) if found else "?"
             raise ValueError(
-                f"The model writes collection {collection!r} in evaluation mode (called with "
+                f"The model writes collection {_collection(e)!r} in evaluation mode (called with "
                 f"{self.model_kwargs or 'no keywords'}); pass the keyword that turns training "
                 f"off in model_kwargs, e.g. {{'train': False}} or "
                 f"{{'use_running_average': True}} (its __call__ takes: "
                 f"{', '.join(call_parameters(self.model))}).") from None
         except flax.errors.ScopeCollectionNotFound as e:
-            found = re.search(r'collection "([^"]+)"', str(e))
-            collection = found.group(1) if found else "?"
             raise ValueError(
-                f"The model reads collection {collection!r}, which the variables lack (they "
+                f"The model reads collection {_collection(e)!r}, which the variables lack (they "
                 f"have: {', '.join(have) or 'none'}); pass the whole variables dict, or a "
-                f"TrainState with a {collection!r} field.") from None
+                f"TrainState with a {_collection(e)!r} field.") from None
         except TypeError as e:
             if "argument" not in str(e):
                 raise
@@ -129,6 +125,12 @@ class LinenKind(ModelKind):
                 f"(init gives layers {', '.join(sorted(fresh['params']))}).")
         params = jax.tree.unflatten(treedef, [drawn[_keys(path)] for path, _ in trained])
         return {**variables, "params": params}
+
+
+def _collection(error: Exception) -> str:
+    """The collection a flax scope error names."""
+    found = re.search(r'collection "([^"]+)"', str(error))
+    return found.group(1) if found else "?"
 
 
 def _keys(path) -> tuple[Any, ...]:
