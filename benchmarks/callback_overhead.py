@@ -21,6 +21,14 @@ MNIST_DIR for the full set) and measures:
     measured epoch by 60,000 / training digits (target <= 10%);
   - `callback.compile_seconds`, the ahead-of-time compilation of every method.
 
+Then the default schedule as a full run sees it (`--schedule-epochs`, default 2): the
+training digits tiled to 60,000 (for timing only), epochs timed without the callback and with
+it on the trainer's default log-spaced schedule (steps 0, 1, 2, 4, ..., 512 in the first
+epoch, then every epoch end; rendering and writing on the background thread, the evolution
+strips rewritten at every firing, the history kept on disk), driven by the hooks as the
+trainer drives them. The extra wall time of the first epoch (11 firings) and of a later one
+(1 firing) give the share of a default 10-epoch run (target <= 10%).
+
 Then `SanityCallback` with the trainer's default settings (`configs/default.py`'s `sanity`
 section: the attribution section's methods and options, `num_probes` of the same probes,
 independent randomization, faithfulness steps), on the trained weights:
@@ -28,7 +36,7 @@ independent randomization, faithfulness steps), on the trained weights:
   - `callback.compile_seconds`, the one compilation of every check;
   - per firing (median of `--sanity-firings`): the foreground (the compiled call and its one
     host copy, `callback.timings`) and the render and write on the background thread;
-  - its share of a 60,000-digit epoch, amortized over `every_n_epochs`.
+  - its share of a 60,000-digit epoch, amortized over its schedule (every N epochs).
 
 Run from the repository root:
 
@@ -56,12 +64,14 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 import attribution  # noqa: E402
 from benchmarks.attribution import machine_lines  # noqa: E402
 from callbacks.attribution_callback import AttributionCallback  # noqa: E402
 from callbacks.probes import select_probes  # noqa: E402
 from callbacks.sanity_callback import SanityCallback  # noqa: E402
+from callbacks.schedule import parse as parse_schedule  # noqa: E402
 from callbacks.tensorboard_writer import TensorBoardWriter  # noqa: E402
 from configs import default  # noqa: E402
 from trainer import data, models, steps, train  # noqa: E402
@@ -169,7 +179,7 @@ def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, 
         writer = TimedWriter(TensorBoardWriter(logdir))
         callback = TimedSanityCallback(
             model, probe_images, probe_labels, writer, methods=methods,
-            num_probes=section.num_probes, every_n_epochs=section.every_n_epochs,
+            num_probes=section.num_probes, schedule=section.schedule,
             at_start=section.at_start, at_end=section.at_end, independent=section.independent,
             figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
             invariance_shift=section.invariance_shift, seed=section.seed)
@@ -182,7 +192,7 @@ def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, 
     fire_ms = 1e3 * med(callback.fire_seconds)
     compute_ms = med(callback.timings)
     render_ms, write_ms = 1e3 * med(callback.render_seconds), 1e3 * med(callback.write_seconds)
-    every = section.every_n_epochs
+    every = parse_schedule(section.schedule).n  # The default: every N epochs.
     share = fire_ms / 1e3 / every / epoch_seconds
     rows = [
         ["callback.compile_seconds (every check, once)", f"{callback.compile_seconds:.1f} s", ""],
@@ -191,7 +201,7 @@ def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, 
         ["- compiled call + one host copy (`callback.timings`)", f"{compute_ms:.0f} ms", ""],
         ["- render (background thread)", f"{render_ms:.0f} ms", ""],
         ["- write (background thread)", f"{write_ms:.0f} ms", ""],
-        [f"per epoch, amortized over every_n_epochs = {every}", f"{fire_ms / every:.0f} ms", ""],
+        [f"per epoch, amortized over {section.schedule}", f"{fire_ms / every:.0f} ms", ""],
         [f"share of a {FULL_EPOCH:,}-digit epoch ({epoch_seconds:.1f} s est.)",
          f"{100 * share:.1f}%", f"one firing: {100 * fire_ms / 1e3 / epoch_seconds:.1f}%"],
     ]
@@ -212,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed standalone calls")
     parser.add_argument("--probes-per-class", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--schedule-epochs", type=int, default=2,
+                        help="60,000-digit epochs timed each way on the default schedule; 0: skip")
     parser.add_argument("--sanity-firings", type=int, default=3,
                         help="timed SanityCallback firings; 0: skip it")
     parser.add_argument("--sanity-only", action="store_true",
@@ -267,13 +279,15 @@ def main(argv: list[str] | None = None) -> None:
     if not args.sanity_only:
         state = measure_attribution(args, model, state, splits, probe_images, probe_labels,
                                     methods, plain, epochs, standalone, n_train)
+        if args.schedule_epochs:
+            measure_schedule(args, model, state, splits, probe_images, probe_labels, methods)
     if firings:
         rows, sanity_methods, section = measure_sanity(
             model, {"params": state.params}, probe_images, probe_labels, full_epoch, firings)
         print(f"\n## SanityCallback (trainer defaults: methods {', '.join(sanity_methods)}; "
               f"{section.num_probes} of the {len(probe_idx)} probes; independent "
               f"{section.independent}; {section.faithfulness_steps} faithfulness steps; "
-              f"every {section.every_n_epochs} epochs)\n")
+              f"schedule {section.schedule})\n")
         print(table(["measure", "value", "note"], rows))
 
 
@@ -387,6 +401,83 @@ def measure_attribution(args, model, state, splits, probe_images, probe_labels, 
     print(table(["method", "standalone warm ms", "standalone after an epoch ms",
                  "in callback ms", "compile s"], per_method))
     return state
+
+
+def measure_schedule(args, model, state, splits, probe_images, probe_labels, methods,
+                     run_epochs: int = 10):
+    """The default schedule on 60,000-digit epochs: extra wall time per epoch; prints a table."""
+    section = default.get_config().attribution
+    size = 6_000 if args.quick else FULL_EPOCH
+    reps = -(-size // len(splits.train_labels))
+    full = data.MnistSplits(np.tile(splits.train_images, (reps, 1, 1, 1))[:size],
+                            np.tile(splits.train_labels, reps)[:size], splits.eval_images,
+                            splits.eval_labels, splits.source)
+    steps_per_epoch = size // args.batch_size
+    epochs = 1 if args.quick else max(2, args.schedule_epochs)
+
+    def epoch_loop(state, epoch, step, callback=None):
+        if callback is not None:
+            callback.on_epoch_begin(epoch, state)
+        for images, labels in data.batches(full.train_images, full.train_labels,
+                                           args.batch_size, 0, epoch):
+            state, _ = steps.train_step(state, images, labels)
+            step += 1
+            if callback is not None:
+                callback.on_train_batch_end(step, state)
+        if callback is not None:
+            callback.on_epoch_end(epoch, state)
+        jax.block_until_ready(state)
+        return state, step
+
+    plain = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        state, _ = epoch_loop(state, epoch, 0)
+        plain.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as logdir:
+        writer = TensorBoardWriter(logdir)
+        callback = AttributionCallback(
+            model, probe_images, probe_labels, writer, methods=methods,
+            schedule=section.schedule, history_dir=os.path.join(logdir, "history"))
+        callback.set_params({"epochs": run_epochs, "steps": steps_per_epoch})
+        callback.compile({"params": state.params})
+        fresh = state.replace(step=0)
+        with_cb, step = [], 0
+        begin = time.perf_counter()
+        callback.on_train_begin(fresh)  # Fires at step 0, as a fresh run does.
+        state = fresh
+        for epoch in range(1, epochs + 1):
+            state, step = epoch_loop(state, epoch, step, callback)
+            with_cb.append(time.perf_counter() - begin - sum(with_cb))
+        start = time.perf_counter()
+        callback.on_train_end(state)
+        drain = time.perf_counter() - start
+        writer.close()
+    firings = [0, *callback.schedule.firings(epochs, steps_per_epoch)]
+    later_plain = statistics.median(plain[1:])
+    first_extra = with_cb[0] - plain[0]
+    later_extra = statistics.median(w - p for w, p in zip(with_cb[1:], plain[1:], strict=True))
+    run_extra = first_extra + (run_epochs - 1) * later_extra + drain
+    share = run_extra / (plain[0] + (run_epochs - 1) * later_plain)
+    print(f"\n## The default schedule ({section.schedule!r}) on {size:,}-digit epochs\n")
+    print(f"- {steps_per_epoch} steps per epoch; firings in the {epochs} timed epochs at steps "
+          f"{', '.join(map(str, firings))}; foreground per firing (median) "
+          f"{1e3 * statistics.median(sum(t.values()) for t in callback.timings):.0f} ms\n")
+    rows = [
+        ["epoch 1 without / with the callback", f"{plain[0]:.1f} s / {with_cb[0]:.1f} s",
+         f"{sum(1 for s in firings if s <= steps_per_epoch)} firings: "
+         f"+{first_extra:.1f} s ({100 * first_extra / plain[0]:.1f}%)"],
+        ["later epoch without / with the callback",
+         f"{later_plain:.1f} s / {statistics.median(with_cb[1:]):.1f} s",
+         f"1 firing: +{later_extra:.1f} s ({100 * later_extra / later_plain:.1f}%)"],
+        ["final drain (background render and write)", f"{drain:.2f} s", ""],
+        [f"extra wall time of a {run_epochs}-epoch run", f"{run_extra:.1f} s",
+         f"{len(callback.schedule.firings(run_epochs, steps_per_epoch)) + 1} firings"],
+        [f"share of the {run_epochs}-epoch run's training time", f"{100 * share:.1f}%",
+         f"target <= {100 * FRACTION_TARGET:.0f}% "
+         f"({'met' if share <= FRACTION_TARGET else 'NOT met'})"],
+    ]
+    print(table(["measure", "value", "note"], rows))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """AttributionCallback: explain a fixed probe set at every firing and log it to TensorBoard.
 
-Tags written (the interface; see README):
+Tags written at every firing, at the global optimizer step (the interface; see README):
   attributions/overview               grid: probe digits x (input + each method)
-  attributions/<method>               grid: probe digits x (input, map, overlay)
-  attributions/evolution/<method>     at on_train_end: probe digits x firings
-  attribution_time_ms/<method>        compute time of each method, per firing
-  probes/confidence, probes/accuracy, probes/true_class_probability
+  evolution/<method>                  grid: probe digits x every firing so far
+  methods/<method>                    grid: probe digits x (input, map, overlay)
   drift/<method>/to_previous          similarity of the maps to the previous firing's
   drift/<method>/to_first             ... and to the first firing's (from the 2nd firing)
   drift/curves                        image: to_previous per method against the step
+  probes/confidence, probes/accuracy, probes/true_class_probability
+  timing/attribution_ms/<method>      compute time of each method
 """
 
 import time
@@ -24,11 +24,14 @@ import attribution
 from attribution import render
 from attribution.sanity import drift as drift_scores
 from attribution.sanity.similarity import get_similarity
+from callbacks import grids
 from callbacks.background import BackgroundJobs
-from callbacks.base import Callback, Logs, checked_probes, method_options
+from callbacks.base import checked_probes, method_options
 from callbacks.drift_plot import drift_plot
+from callbacks.history import History, HistoryWriter
 from callbacks.model import CallbackModel
-from callbacks.titles import METHOD_TITLES
+from callbacks.schedule import Schedule
+from callbacks.scheduled import ScheduledCallback
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
@@ -64,7 +67,7 @@ def _mesh_jit(fn: Callable, mesh: Mesh | None, num_args: int, split_outs: tuple[
                    out_shardings=outs if len(outs) > 1 else outs[0])
 
 
-class AttributionCallback(Callback):
+class AttributionCallback(ScheduledCallback):
     """Computes attribution maps for fixed probe digits on a schedule and logs them.
 
     Every method is compiled once, ahead of time, at `on_train_begin` (where a
@@ -73,8 +76,10 @@ class AttributionCallback(Callback):
     Each firing copies its results to the host once; rendering and writing then
     run on a background thread, so training waits only for the compute.
 
-    TensorBoard step: the epoch (epoch 0 = the untrained model), or the global
-    step when `every_n_steps` is set.
+    TensorBoard step: the global optimizer step (0 = the untrained model), whatever the
+    schedule. With a `history_dir`, every firing's maps are also kept there
+    (`callbacks.history`), and a resumed run continues that history: the evolution images,
+    rewritten at every firing, span every firing since the start.
 
     With a `mesh`, the probe batch is split over its devices along axis 0 (padded
     with copies of the last probe to a multiple of the device count; the padding
@@ -83,7 +88,7 @@ class AttributionCallback(Callback):
     probe (`attribution.example_keys`), split with the probes. The maps equal those
     computed on one device. Under
     `jax.distributed`, every process must fire (the computation spans all of
-    them); give processes other than 0 a writer that writes nothing.
+    them); give processes other than 0 a writer that writes nothing (and no history_dir).
     """
 
     def __init__(
@@ -93,22 +98,23 @@ class AttributionCallback(Callback):
         probe_labels: np.ndarray,
         writer: Any,
         methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = GRADIENT_FAMILY,
-        every_n_epochs: int = 1,
-        every_n_steps: int = 0,
+        schedule: str | Schedule | Sequence[int] = "log",
         at_start: bool = True,
         targets: str = "label",
         percentile: float = 99.0,
+        scale: str = "per_method",
         seed: int = 0,
         evolution: bool = True,
         mesh: Mesh | None = None,
         *,
+        history_dir: str | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
         logits: Any = None,
         preprocess: Callable[[jax.Array], jax.Array] | None = None,
         drift_similarity: str = drift_scores.DEFAULT_SIMILARITY,
         settle_threshold: float = drift_scores.DEFAULT_THRESHOLD,
     ):
-        """Configures the callback; nothing is compiled until `on_train_begin`.
+        """Configures the callback; nothing is compiled or written until `on_train_begin`.
 
         Args:
           model: a flax.linen.Module, a flax.nnx.Module, or an apply function
@@ -118,14 +124,20 @@ class AttributionCallback(Callback):
           probe_labels: int labels [P].
           writer: anything with CLU's MetricWriter methods (write_images, write_scalars, flush).
           methods: method names, or a mapping name -> options (see attribution.names()).
-          every_n_epochs: fire after every N-th epoch; 0 never.
-          every_n_steps: also fire after every N-th optimizer step; 0 never.
-          at_start: fire once at on_train_begin, on the untrained model (epoch 0).
+          schedule: when to fire (see `callbacks.schedule`): "log" (steps 0, 1, 2, 4, ...
+            through the first epoch, then every epoch), "epochs:N", "steps:N",
+            "at:S1,S2,..." or a list of global steps, "never".
+          at_start: fire at on_train_begin on the untrained model (step 0), where the
+            schedule includes step 0.
           targets: explain the true "label" or the "predicted" class.
-          percentile: per-map clipping percentile for colour scales.
+          percentile: clipping percentile of the colour scales.
+          scale: "per_method" (a probe's maps share one scale across firings, so growth and
+            fading show) or "per_map" (each map to its own percentile); see callbacks.grids.
           seed: PRNG seed for stochastic methods (the same noise every firing).
-          evolution: at on_train_end, write one image per method with firings as columns.
+          evolution: write one image per method with every firing as a column.
           mesh: a 1-D device mesh to split the probe batch over; None: one device.
+          history_dir: a folder to keep every firing's maps in (see callbacks.history);
+            None: kept in memory only, for this run.
           model_kwargs: keywords for every model call (see attribution.as_classifier).
           logits: where the logits are in the model's output: an index, a key or a function.
           preprocess: a function applied to the images inside the model call (e.g. a
@@ -135,12 +147,13 @@ class AttributionCallback(Callback):
           settle_threshold: a method has settled once its similarity to the previous firing
             stays at or above this (marked in drift/curves).
         """
+        super().__init__(schedule, at_start)
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         self._range = render.display_range(probe_images)
         if targets not in TARGETS:
             raise ValueError(f"Unknown targets {targets!r}; valid: {', '.join(TARGETS)}.")
-        if every_n_epochs < 0 or every_n_steps < 0:
-            raise ValueError("every_n_epochs and every_n_steps must be >= 0.")
+        self.scale = grids.check_scale(scale)
+        render.percentile_scales(np.zeros((1, 1, 1)), percentile)  # Fails here if out of range.
         self.methods = method_options(methods)
         get_similarity(drift_similarity)  # Fails here, before training.
         if not 0.0 <= float(settle_threshold) <= 1.0:
@@ -152,47 +165,44 @@ class AttributionCallback(Callback):
         self.images = probe_images
         self.labels = probe_labels
         self.writer = writer
-        self.every_n_epochs = every_n_epochs
-        self.every_n_steps = every_n_steps
-        self.at_start = at_start
         self.targets = targets
         self.percentile = percentile
         self.evolution = evolution
         self.mesh = mesh
+        self.history_dir = history_dir
+        self._history_writer: HistoryWriter | None = None
         self._key = jax.random.key(seed)
         self._compiled: dict[str, Any] | None = None
         self._signed = {name: attribution.get(name).signed for name in self.methods}
-        self._history: list[tuple[int, dict[str, np.ndarray]]] = []
+        # Every firing's host maps and clip values, in step order; owned by the background
+        # thread once training runs.
+        self._firings: list[dict[str, Any]] = []
         # Maps of the first and the previous firing, on the device; drift per firing, host.
         self._first_maps: dict[str, jax.Array] | None = None
         self._previous_maps: dict[str, jax.Array] | None = None
         self.drift: list[tuple[int, dict[str, dict[str, float]]]] = []
         self._background = BackgroundJobs("attribution")
-        self.last_step = 0
         self.compile_seconds = 0.0
         self.timings: list[dict[str, float]] = []
 
     # Hooks -------------------------------------------------------------------------------------
 
     def on_train_begin(self, state: Any) -> None:
+        """Compiles; continues the history (a resumed run); fires at step 0 on a fresh run."""
         self.compile(self.variables_of(state))
-        fresh = int(getattr(state, "step", 0)) == 0  # A resumed run has no epoch 0 to show.
-        if self.at_start and fresh:
-            self.fire(0, state)
-
-    def on_train_batch_end(self, step: int, state: Any, logs: Logs = None) -> None:
-        self.last_step = step
-        if self.every_n_steps and step % self.every_n_steps == 0:
-            self.fire(step, state)
-
-    def on_epoch_end(self, epoch: int, state: Any, logs: Logs = None) -> None:
-        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
-            self.fire(self.last_step if self.every_n_steps else epoch, state)
+        if self.history_dir is not None and self._history_writer is None:
+            self._history_writer = HistoryWriter(
+                self.history_dir, self.images, self.labels, list(self.methods), self._signed,
+                {"scale": self.scale, "percentile": self.percentile,
+                 "drift_similarity": self.drift_similarity,
+                 "settle_threshold": self.settle_threshold})
+            step = int(getattr(state, "step", 0) or 0)
+            # A fresh run starts a new history; a resumed one keeps the firings up to its step.
+            self._restore(self._history_writer.truncate(step if step else -1))
+        super().on_train_begin(state)
 
     def on_train_end(self, state: Any) -> None:
         self.wait()
-        if self.evolution and self._history:
-            self.writer.write_images(self._history[-1][0], self._evolution_images())
         self.writer.flush()
 
     # Work --------------------------------------------------------------------------------------
@@ -282,82 +292,111 @@ class AttributionCallback(Callback):
         # The one copy per firing.
         host_maps, host_probs, drift = jax.device_get((maps, probs, drift))
         count = len(self.labels)  # Drops the mesh's padding.
-        host_maps = {name: m[:count] for name, m in host_maps.items()}
-        host_probs = host_probs[:count]
+        host_maps = {name: host_maps[name][:count] for name in self.methods}  # Config order.
+        host_probs = np.asarray(host_probs[:count])
+        # The targets as the methods got them: predictions are the argmax of the same probs.
+        host_targets = self.labels if self.targets == "label" else host_probs.argmax(-1)
         if drift is not None:
             self.drift.append((step, {m: {k: float(v) for k, v in d.items()}
                                       for m, d in drift.items()}))
-        self._background.submit(self._render_and_write, step, host_maps,
-                                np.asarray(host_probs), times, list(self.drift))
+        self._background.submit(self._render_and_write, step, self.epoch_of(step), host_maps,
+                                host_probs, host_targets, times, list(self.drift))
         return host_maps
 
     def wait(self) -> None:
         """Blocks until every queued render-and-write is done; re-raises its error."""
         self._background.wait()
 
+    def _restore(self, history: History) -> None:
+        """Continues from a stored history: its firings, drift and first / previous maps."""
+        if not len(history.steps):
+            return
+        for k, step in enumerate(history.steps):
+            maps = {name: history.maps[name][k] for name in self.methods}
+            epoch = None if np.isnan(history.epochs[k]) else float(history.epochs[k])
+            self._firings.append(self._firing(int(step), epoch, maps,
+                                              history.predicted[k], history.confidence[k]))
+            drift = {m: {key: float(values[key][k]) for key in values}
+                     for m, values in history.drift.items()}
+            if k and not any(np.isnan(v) for d in drift.values() for v in d.values()):
+                self.drift.append((int(step), drift))
+        pad = 0 if self.mesh is None else -len(self.labels) % self.mesh.size
+        whole = None if self.mesh is None else _shardings(self.mesh)[1]
+
+        def on_device(k):
+            return {name: jax.device_put(np.concatenate(
+                [m[k], np.repeat(m[k][-1:], pad, 0)]), whole) for name, m in
+                history.maps.items()}
+
+        self._first_maps, self._previous_maps = on_device(0), on_device(-1)
+        self.last_fired = int(history.steps[-1])
+
+    def _firing(self, step: int, epoch: float | None, maps: dict[str, np.ndarray],
+                predicted: np.ndarray, confidence: np.ndarray) -> dict[str, Any]:
+        return {"step": step, "epoch": epoch, "maps": maps,
+                "rows": grids.row_labels(self.labels, predicted, confidence),
+                "clips": {name: grids.clip_values(m, self._signed[name], self.percentile)
+                          for name, m in maps.items()}}
+
     # Rendering (background thread) -------------------------------------------------------------
 
-    def _render_and_write(self, step: int, maps: dict[str, np.ndarray], probs: np.ndarray,
-                          times: dict[str, float],
+    def _render_and_write(self, step: int, epoch: float | None, maps: dict[str, np.ndarray],
+                          probs: np.ndarray, targets: np.ndarray, times: dict[str, float],
                           drift: list[tuple[int, dict[str, dict[str, float]]]]) -> None:
-        predicted = probs.argmax(-1)
-        confidence = probs.max(-1)
-        row_labels = [f"{t}>{p} {c:.2f}" for t, p, c in zip(self.labels, predicted, confidence,
-                                                             strict=True)]
+        predicted, confidence = probs.argmax(-1), probs.max(-1)
+        this_drift = drift[-1][1] if drift and drift[-1][0] == step else None
+        if self._history_writer is not None:  # Kept before it is shown.
+            self._history_writer.append(step, epoch, maps, targets, predicted, confidence,
+                                        this_drift)
+        firing = self._firing(step, epoch, maps, predicted, confidence)
+        self._firings.append(firing)
         digits = render.digit_to_rgb(self.images, self._range)
-        colored, overlays = {}, {}
-        for name, m in maps.items():
-            heat, normalized = render.heatmaps(m, "sum" if self._signed[name] else "abs_sum",
-                                               self.percentile)
-            colored[name] = heat
-            overlays[name] = render.overlay(heat, self.images, weights=np.abs(normalized),
-                                            value_range=self._range)
-        names = list(self.methods)  # Config order; device_get returns dicts key-sorted.
-        overview = np.stack([digits, *(colored[n] for n in names)], axis=1)
-        images = {"attributions/overview": render.with_legend(render.grid(
-            overview, row_labels, ["input", *(METHOD_TITLES.get(n, n[:10]) for n in names)]),
-            self._legend(names))}
+        names = list(self.methods)
+        coloured, normalized = {}, {}
         for name in names:
-            cells = np.stack([digits, colored[name], overlays[name]], axis=1)
-            images[f"attributions/{name}"] = render.with_legend(render.grid(
-                cells, row_labels, ["input", METHOD_TITLES.get(name, name[:10]), "overlay"]),
+            clips = np.stack([f["clips"][name] for f in self._firings])
+            scales = grids.firing_scales(clips, self.scale)[-1]
+            coloured[name], normalized[name] = grids.colour(maps[name], self._signed[name],
+                                                            scales)
+        rows = firing["rows"]
+        images = {"attributions/overview": grids.overview(
+            digits, coloured, rows, self._legend(names))}
+        for name in names:
+            images[f"methods/{name}"] = grids.method_grid(
+                name, digits, coloured[name], normalized[name], self.images, self._range, rows,
                 self._legend([name]))
+        if self.evolution:
+            images.update(self._evolution_images())
+        if this_drift is not None:
+            curves = {name: ([s for s, _ in drift], [d[name]["to_previous"] for _, d in drift])
+                      for name in names}
+            images["drift/curves"] = drift_plot(
+                curves, self.settle_threshold,
+                title=f"{self.drift_similarity} to the previous firing, step {step}")
         self.writer.write_images(step, images)
-        scalars = {f"attribution_time_ms/{name}": t for name, t in times.items()}
+        scalars = {}
+        if this_drift is not None:
+            for name in names:
+                for key, value in this_drift[name].items():
+                    scalars[f"drift/{name}/{key}"] = value
         scalars["probes/confidence"] = float(confidence.mean())
         scalars["probes/accuracy"] = float((predicted == self.labels).mean())
         scalars["probes/true_class_probability"] = float(
             np.take_along_axis(probs, self.labels[:, None], 1).mean())
-        if drift and drift[-1][0] == step:
-            for name, values in drift[-1][1].items():
-                for key, value in values.items():
-                    scalars[f"drift/{name}/{key}"] = value
-            curves = {name: ([s for s, _ in drift], [d[name]["to_previous"] for _, d in drift])
-                      for name in names}
-            self.writer.write_images(step, {"drift/curves": drift_plot(
-                curves, self.settle_threshold,
-                title=f"{self.drift_similarity} to the previous firing, step {step}")})
+        scalars.update({f"timing/attribution_ms/{name}": t for name, t in times.items()})
         self.writer.write_scalars(step, scalars)
-        if self.evolution:
-            self._history.append((step, colored))
 
     def _legend(self, names: Sequence[str]) -> list[tuple[str, str]]:
-        """Colour bars for the maps of `names`: signed and magnitude, as they occur."""
-        bars = []
-        for kind, signed in (("signed", True), ("magnitude", False)):
-            titles = [METHOD_TITLES.get(n, n) for n in names if self._signed[n] == signed]
-            if titles:
-                bars.append((kind, f"{', '.join(titles)}: each map to its own "
-                                   f"{self.percentile:g}th percentile"))
-        return bars
+        return grids.legend(names, self._signed, self.scale, self.percentile)
 
     def _evolution_images(self) -> dict[str, np.ndarray]:
-        unit = "step" if self.every_n_steps else "epoch"
-        col_labels = [f"{unit} {step}" for step, _ in self._history]
-        row_labels = [str(t) for t in self.labels]
+        """Per method: probes x every firing so far (background thread)."""
+        columns = [grids.column_label(f["step"], f["epoch"] if f["epoch"] is not None
+                                      else self.epoch_of(f["step"])) for f in self._firings]
         return {
-            f"attributions/evolution/{name}": render.with_legend(render.grid(
-                np.stack([colored[name] for _, colored in self._history], axis=1),
-                row_labels, col_labels), self._legend([name]))
+            f"evolution/{name}": grids.evolution(
+                np.stack([f["maps"][name] for f in self._firings]), self._signed[name],
+                np.stack([f["clips"][name] for f in self._firings]), self.scale, self.labels,
+                columns, self._legend([name]))
             for name in self.methods
         }

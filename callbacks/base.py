@@ -2,6 +2,7 @@
 
 A loop (ours in `trainer/`, or a user's own) calls exactly these hooks:
 
+  set_params({"epochs": E, "steps": S}) optional, first: epochs and steps per epoch, as Keras
   on_train_begin(state)
   on_epoch_begin(epoch, state)          epochs count from 1
   on_train_batch_end(step, state, logs) step: global optimizer steps done
@@ -58,6 +59,9 @@ class Callback:
     stop_training: bool = False
     batch_logs: bool = False
 
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
     def on_train_begin(self, state: Any) -> None:
         pass
 
@@ -95,6 +99,10 @@ class CallbackList(Callback):
     def batch_logs(self) -> bool:
         """Whether any callback asks for per-batch metrics."""
         return any(callback.batch_logs for callback in self.callbacks)
+
+    def set_params(self, params):
+        for callback in self.callbacks:
+            callback.set_params(params)
 
     def on_train_begin(self, state):
         for callback in self.callbacks:

@@ -45,16 +45,20 @@ class _KerasWrapper(keras.callbacks.Callback):
         if self.callback is None:
             self.callback = self._flax_callback(self.model, *self._probes, self._writer,
                                                 **self._options)
+        self.callback.set_params(self.params)
+        self._step = int(self.model.optimizer.iterations)
         self.callback.on_train_begin(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.callback.on_epoch_begin(epoch + 1, self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        # Reading `self.model` syncs Keras's JAX state: only for a callback that fires on steps.
-        if getattr(self.callback, "every_n_steps", 0):
-            self.callback.on_train_batch_end(int(self.model.optimizer.iterations), self.model,
-                                             logs)
+        self._step += 1
+        # Reading `self.model` syncs Keras's JAX state: only at steps the schedule fires at.
+        if self.callback.wants_step(self._step):
+            self.callback.on_train_batch_end(self._step, self.model, logs)
+        else:
+            self.callback.note_step(self._step)
 
     def on_epoch_end(self, epoch, logs=None):
         self.callback.on_epoch_end(epoch + 1, self.model, logs)

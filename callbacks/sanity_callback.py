@@ -13,10 +13,10 @@ Tags written (the interface; see README), `<method>` for each checked method:
   sanity/<method>/cascading_ssim
   sanity/<method>/independent_<similarity>/<layer>   only <layer> re-initialized
   sanity/<method>/input_invariance            similarity before / after the shift (1 = invariant)
-  faithfulness/<method>/deletion_auc          lower = more faithful; also for <method> "random"
-  faithfulness/<method>/insertion_auc         higher = more faithful
+  sanity/<method>/deletion_auc                lower = more faithful; also for <method> "random"
+  sanity/<method>/insertion_auc               higher = more faithful
   sanity/integrated_gradients/completeness_gap   |sum(map) - logit change| / |logit change|
-  sanity_time_ms                              compute time of the firing
+  timing/sanity_ms                            compute time of the firing
   sanity/cascading_randomization              image: rows = probe x method, columns = stages
   sanity/similarity_vs_randomized_layers      image: similarity per cascading stage
 """
@@ -34,8 +34,10 @@ from attribution import render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
 from callbacks.attribution_callback import GRADIENT_FAMILY
 from callbacks.background import BackgroundJobs
-from callbacks.base import Callback, Logs, checked_probes, method_options
+from callbacks.base import checked_probes, method_options
 from callbacks.model import CallbackModel
+from callbacks.schedule import Schedule
+from callbacks.scheduled import ScheduledCallback
 from callbacks.titles import METHOD_TITLES
 
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
@@ -52,14 +54,14 @@ def probe_subset(total: int, count: int) -> np.ndarray:
     return np.round(np.linspace(0, total - 1, count)).astype(np.int64)
 
 
-class SanityCallback(Callback):
+class SanityCallback(ScheduledCallback):
     """Scores each attribution method's sanity checks on a schedule and logs them.
 
     Checked on the model's predicted classes (as the paper does), for a subset of the probe
     digits. Everything is compiled once at `on_train_begin`; a firing runs one compiled call,
     copies its results to the host once, and renders and writes on a background thread.
 
-    TensorBoard step: the epoch (epoch 0 = the untrained model).
+    TensorBoard step: the global optimizer step (0 = the untrained model).
     """
 
     def __init__(
@@ -71,7 +73,7 @@ class SanityCallback(Callback):
         methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = GRADIENT_FAMILY,
         *,
         num_probes: int = 4,
-        every_n_epochs: int = 2,
+        schedule: str | Schedule | Sequence[int] = "epochs:2",
         at_start: bool = False,
         at_end: bool = True,
         independent: bool = True,
@@ -93,9 +95,10 @@ class SanityCallback(Callback):
           writer: anything with CLU's MetricWriter methods (write_images, write_scalars, flush).
           methods: method names, or a mapping name -> options (see attribution.names()).
           num_probes: probes checked, spread over the probe set; 0: all of them.
-          every_n_epochs: fire after every N-th epoch; 0: never (see `at_end`).
-          at_start: fire once at on_train_begin, on the untrained model (epoch 0).
-          at_end: at on_train_end, fire on the last epoch if the schedule skipped it.
+          schedule: when to fire (see `callbacks.schedule`): "epochs:N", "steps:N", "log",
+            "at:S1,S2,..." or a list of global steps, "never" (see `at_end`).
+          at_start: fire at on_train_begin on the untrained model (step 0).
+          at_end: at on_train_end, fire on the last step if the schedule skipped it.
           independent: also re-initialize one layer at a time (`independent_*` tags).
           figure_probes: probes shown in the cascading-randomization figure.
           faithfulness_steps: deletion / insertion steps.
@@ -107,8 +110,8 @@ class SanityCallback(Callback):
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         self._range = render.display_range(probe_images)
+        super().__init__(schedule, at_start)
         for name, value, low in (("num_probes", num_probes, 0),
-                                 ("every_n_epochs", every_n_epochs, 0),
                                  ("figure_probes", figure_probes, 1),
                                  ("faithfulness_steps", faithfulness_steps, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -126,8 +129,6 @@ class SanityCallback(Callback):
         self.images = probe_images[chosen]
         self.labels = probe_labels[chosen]
         self.writer = writer
-        self.every_n_epochs = every_n_epochs
-        self.at_start = at_start
         self.at_end = at_end
         self.independent = independent
         self.figure_probes = min(figure_probes, len(chosen))
@@ -138,8 +139,6 @@ class SanityCallback(Callback):
         self._compiled: Any = None
         self._stage_names: dict[str, tuple[str, ...]] = {}
         self._background = BackgroundJobs("sanity")
-        self._last_epoch = 0
-        self._last_fired: int | None = None
         self.compile_seconds = 0.0
         self.timings: list[float] = []  # Milliseconds of compute per firing.
 
@@ -147,17 +146,11 @@ class SanityCallback(Callback):
 
     def on_train_begin(self, state: Any) -> None:
         self.compile(self.variables_of(state))
-        if self.at_start and int(getattr(state, "step", 0)) == 0:
-            self.fire(0, state)
-
-    def on_epoch_end(self, epoch: int, state: Any, logs: Logs = None) -> None:
-        self._last_epoch = epoch
-        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
-            self.fire(epoch, state)
+        super().on_train_begin(state)
 
     def on_train_end(self, state: Any) -> None:
-        if self.at_end and self._last_epoch and self._last_fired != self._last_epoch:
-            self.fire(self._last_epoch, state)
+        if self.at_end and self.last_step and self._is_new(self.last_step):
+            self._fire_once(self.last_step, state)
         self.wait()
         self.writer.flush()
 
@@ -237,7 +230,6 @@ class SanityCallback(Callback):
         out = self._compiled(variables, *self._args)
         host = jax.device_get(out)  # The one copy per firing (it also waits for the compute).
         self.timings.append(1000.0 * (time.perf_counter() - start))
-        self._last_fired = step
         self._background.submit(self._render_and_write, step, host, self.timings[-1])
 
     def wait(self) -> None:
@@ -252,12 +244,12 @@ class SanityCallback(Callback):
             "sanity/cascading_randomization": self._cascading_figure(out),
             "sanity/similarity_vs_randomized_layers": similarity_plot(
                 {m: out["cascading"][m] for m in self.methods},
-                self._stage_names["cascading"], title=f"cascading randomization, epoch {step}"),
+                self._stage_names["cascading"], title=f"cascading randomization, step {step}"),
         })
 
     def scalars(self, out: dict[str, Any], time_ms: float = 0.0) -> dict[str, float]:
         """The scalar tags of one firing's host results."""
-        scalars = {"sanity_time_ms": time_ms}
+        scalars = {"timing/sanity_ms": time_ms}
         for m in self.methods:
             for s, values in out["cascading"][m].items():
                 scalars[f"sanity/{m}/cascading_{s}"] = float(values[-1])
@@ -267,7 +259,7 @@ class SanityCallback(Callback):
             scalars[f"sanity/{m}/input_invariance"] = float(out["input_invariance"][m])
         for m, areas in out["faithfulness"].items():
             for k, value in areas.items():
-                scalars[f"faithfulness/{m}/{k}"] = float(value)
+                scalars[f"sanity/{m}/{k}"] = float(value)
         if "completeness_gap" in out:
             scalars["sanity/integrated_gradients/completeness_gap"] = float(
                 out["completeness_gap"])

@@ -44,13 +44,25 @@ class TensorBoardWriter:
     copied to the host with `np.asarray`.
     """
 
-    def __init__(self, logdir: str | os.PathLike):
-        """Opens (creating if needed) the run directory `logdir` and a new event file in it."""
+    def __init__(self, logdir: str | os.PathLike, purge_step: int | None = None):
+        """Opens (creating if needed) the run directory `logdir` and a new event file in it.
+
+        Args:
+          logdir: the run's directory.
+          purge_step: for a run resumed after a crash: TensorBoard hides the events at this
+            step and later that earlier event files hold (the steps run again), so no step
+            shows twice.
+        """
         self.logdir = os.fspath(logdir)
         os.makedirs(self.logdir, exist_ok=True)
         self._events = EventsWriter(os.path.join(self.logdir, "events"),
                                     f".{os.getpid()}.{next(_FILE_IDS)}")
         self._closed = False
+        if purge_step is not None:
+            # TensorBoard drops earlier events at steps >= a session START's step.
+            self._events.write_event(event_pb2.Event(
+                wall_time=time.time(), step=int(purge_step),
+                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
 
     def write_summaries(
         self,

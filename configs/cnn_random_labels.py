@@ -21,5 +21,5 @@ def get_config(arg: str | None = None):
             # in 30 epochs, eval at chance).
             config.data.max_train_examples = 10_000
             config.num_epochs = 30
-            config.sanity.every_n_epochs = 5
+            config.sanity.schedule = "epochs:5"
     return config

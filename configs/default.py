@@ -55,12 +55,14 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     section.methods = methods  # Comma-separated method names (attribution.names()).
     section.probes_per_class = 2  # Probe digits per class, taken from the eval split.
     section.probe_indices = ""  # Comma-separated eval indices; overrides probes_per_class.
-    section.every_n_epochs = 1  # Fire after every N-th epoch; 0: never.
-    section.every_n_steps = 0  # Also fire every N optimizer steps (TensorBoard step = step).
-    section.at_start = True  # Fire once before training (epoch 0, the untrained model).
+    # When to fire: "log" (steps 0, 1, 2, 4, ... through epoch 1, then every epoch),
+    # "epochs:N", "steps:N", "at:S1,S2,..." or "never". TensorBoard step: the global step.
+    section.schedule = "log"
+    section.at_start = True  # Fire before training (step 0, the untrained model).
     section.targets = "label"  # Explain the true "label" or the "predicted" class.
     section.layer = ""  # Layer for cam / grad_cam / guided_grad_cam; empty: the last conv.
-    section.percentile = 99.0  # Per-map clipping percentile of the colour scale.
+    section.percentile = 99.0  # Clipping percentile of the colour scales.
+    section.scale = "per_method"  # "per_method": one scale per probe across firings; "per_map".
     section.drift_similarity = "spearman_abs"  # Drift measure between firings (sanity names).
     section.settle_threshold = 0.9  # Settled: similarity to the previous firing stays >= this.
     section.seed = 0  # PRNG seed of SmoothGrad's noise (the same noise every firing).
@@ -88,9 +90,9 @@ def sanity_config() -> ml_collections.ConfigDict:
     section.enabled = True  # Log sanity-check and faithfulness scores (see README, Sanity).
     section.methods = ""  # Comma-separated method names; empty: the attribution section's.
     section.num_probes = 4  # Probe digits checked, spread over the attribution probe set.
-    section.every_n_epochs = 2  # Fire after every N-th epoch; 0: only at the end.
-    section.at_start = False  # Also fire before training (epoch 0, the untrained model).
-    section.at_end = True  # Fire after the last epoch if the schedule skipped it.
+    section.schedule = "epochs:2"  # When to fire (as attribution.schedule); "never": at_end.
+    section.at_start = False  # Also fire before training (step 0, the untrained model).
+    section.at_end = True  # Fire after the last step if the schedule skipped it.
     section.independent = True  # Also randomize one layer at a time (not only cascading).
     section.figure_probes = 1  # Probe digits shown in the cascading-randomization figure.
     section.faithfulness_steps = 10  # Deletion / insertion steps (curve points - 1).

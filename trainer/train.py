@@ -14,8 +14,10 @@ import attribution
 from callbacks import probes as probe_files
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
+from callbacks.history import FOLDER as HISTORY_FOLDER
 from callbacks.metric_writer import MultiWriter
 from callbacks.sanity_callback import SanityCallback
+from callbacks.schedule import parse as parse_schedule
 from callbacks.tensorboard_writer import TensorBoardWriter
 from trainer import data, models, parallel, steps
 from trainer.checkpoints import EpochCheckpoints
@@ -125,13 +127,14 @@ def model_options(section: ml_collections.ConfigDict) -> dict:
 
 def attribution_callback(section: ml_collections.ConfigDict, model,
                          probe_images: np.ndarray, probe_labels: np.ndarray, writer,
-                         mesh: jax.sharding.Mesh | None = None) -> AttributionCallback:
+                         mesh: jax.sharding.Mesh | None = None,
+                         history_dir: str | None = None) -> AttributionCallback:
     """The AttributionCallback the config's `attribution` section describes."""
     return AttributionCallback(
         model, probe_images, probe_labels, writer, methods=attribution_methods(section),
-        every_n_epochs=section.every_n_epochs, every_n_steps=section.every_n_steps,
-        at_start=section.at_start, targets=section.targets, percentile=section.percentile,
-        seed=section.seed, mesh=mesh, drift_similarity=section.drift_similarity,
+        schedule=section.schedule, at_start=section.at_start, targets=section.targets,
+        percentile=section.percentile, scale=section.scale, seed=section.seed, mesh=mesh,
+        history_dir=history_dir, drift_similarity=section.drift_similarity,
         settle_threshold=section.settle_threshold, **model_options(section),
     )
 
@@ -156,7 +159,7 @@ def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.n
     return SanityCallback(
         model, probe_images, probe_labels, writer,
         methods=sanity_methods(config), num_probes=section.num_probes,
-        every_n_epochs=section.every_n_epochs, at_start=section.at_start,
+        schedule=section.schedule, at_start=section.at_start,
         at_end=section.at_end, independent=section.independent,
         figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
         invariance_shift=section.invariance_shift, seed=section.seed,
@@ -184,8 +187,9 @@ def train_and_evaluate(
     """Trains the configured model, evaluating and checkpointing after every epoch.
 
     Rerunning with the same workdir resumes after the last finished epoch.
-    Per-epoch scalars `train/loss`, `train/accuracy`, `eval/loss`,
-    `eval/accuracy` go to TensorBoard in `workdir`, with the epoch as step.
+    Per-epoch scalars `loss/train`, `loss/eval`, `accuracy/train`, `accuracy/eval` go to
+    TensorBoard in `workdir`, at the global optimizer step (as everything the callbacks
+    write); the attribution history goes to `workdir/history`.
 
     Args:
       config: an experiment config (see configs/default.py).
@@ -203,6 +207,10 @@ def train_and_evaluate(
         tx = steps.make_optimizer(**config.optimizer)
         mesh = parallel.make_mesh(config.num_devices)
         parallel.check_batch_size(config.batch_size, mesh)
+        steps_per_epoch = len(splits.train_labels) // config.batch_size
+        if steps_per_epoch == 0:
+            raise ValueError(f"batch_size {config.batch_size} exceeds the "
+                             f"{len(splits.train_labels)} training examples.")
         state = steps.create_train_state(
             model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
         )
@@ -226,15 +234,21 @@ def train_and_evaluate(
     # Parameters and optimizer state replicated on every device; jit keeps them so.
     state = parallel.replicate(state, mesh)
     checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
+    start_epoch = checkpoints.latest_epoch()
     # Every process runs the loop (the computation spans them all); only process 0 writes.
-    writer = TensorBoardWriter(workdir) if parallel.is_main_process() else MultiWriter([])
+    # A resumed run trains the steps after its checkpoint again: TensorBoard hides what an
+    # interrupted run logged there.
+    main = parallel.is_main_process()
+    purge = start_epoch * steps_per_epoch + 1 if start_epoch else None
+    writer = TensorBoardWriter(workdir, purge_step=purge) if main else MultiWriter([])
     callbacks = list(callbacks)
     try:
         if config.attribution.enabled or config.sanity.enabled:
             probe_images, probe_labels = probe_set(config.attribution, splits, workdir)
         if config.attribution.enabled:
-            callback = attribution_callback(config.attribution, model, probe_images,
-                                            probe_labels, writer, mesh)
+            callback = attribution_callback(
+                config.attribution, model, probe_images, probe_labels, writer, mesh,
+                os.path.join(workdir, HISTORY_FOLDER) if main else None)
             callback.compile(callback.variables_of(state))
             logging.info("Attribution callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(0, callback)
@@ -244,15 +258,14 @@ def train_and_evaluate(
             logging.info("Sanity callback compiled in %.1f s", callback.compile_seconds)
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
-        start_epoch = checkpoints.latest_epoch()
         if start_epoch:
             state = checkpoints.restore(start_epoch, state)
             logging.info("Resuming after epoch %d from %s", start_epoch, workdir)
         else:
             writer.write_hparams(config.to_dict())
             writer.write_texts(0, {"config": f"```\n{config}\n```"})
-        return _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list,
-                    mesh, workdir)
+        return _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, writer,
+                    callback_list, mesh, workdir)
     finally:
         # Also on errors and Ctrl-C: what was logged, and what callbacks still render in the
         # background, reaches the disk.
@@ -268,29 +281,29 @@ def tensorboard_command(config: ml_collections.ConfigDict, workdir: str,
                         steps_per_epoch: int) -> str:
     """The `tensorboard` command that shows every image the run writes.
 
-    TensorBoard keeps 10 images per tag unless told more; the attribution callback writes one
-    per firing (and the sanity callback fewer).
+    TensorBoard keeps 10 images per tag unless told more; each callback writes one per
+    firing. The log directory is the workdir's parent, so the run shows under its folder's
+    name (not as "."), next to its sibling runs.
     """
-    section = config.attribution
-    firings = int(section.at_start)
-    if section.every_n_epochs:
-        firings += config.num_epochs // section.every_n_epochs
-    if section.every_n_steps:
-        firings += config.num_epochs * steps_per_epoch // section.every_n_steps
-    return (f"tensorboard --logdir {workdir} --samples_per_plugin "
-            f"images={max(firings, config.num_epochs + 1, 10)}")
+    firings = 10
+    for section in (config.attribution, config.sanity):
+        schedule = parse_schedule(section.schedule)
+        steps = set(schedule.firings(config.num_epochs, steps_per_epoch))
+        if section.at_start and schedule.at_start():
+            steps.add(0)
+        if section.get("at_end"):
+            steps.add(config.num_epochs * steps_per_epoch)
+        firings = max(firings, len(steps))
+    parent = os.path.dirname(os.path.normpath(workdir)) or "."
+    return f"tensorboard --logdir {parent} --samples_per_plugin images={firings}"
 
 
-def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list, mesh, workdir):
-    steps_per_epoch = len(splits.train_labels) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"batch_size {config.batch_size} exceeds the {len(splits.train_labels)} "
-            "training examples."
-        )
+def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, writer,
+         callback_list, mesh, workdir):
     command = tensorboard_command(config, workdir, steps_per_epoch)
     logging.info("Watch it: %s", command)
     batch_logs = callback_list.batch_logs
+    callback_list.set_params({"epochs": config.num_epochs, "steps": steps_per_epoch})
     callback_list.on_train_begin(state)
     step = start_epoch * steps_per_epoch
     train_start = time.perf_counter()
@@ -315,7 +328,9 @@ def _fit(config, state, splits, start_epoch, checkpoints, writer, callback_list,
                                 config.eval_batch_size, mesh)
         logs.update({f"eval_{k}": v for k, v in eval_metrics.items()})
         checkpoints.save(epoch, state)
-        writer.write_scalars(epoch, {k.replace("_", "/", 1): v for k, v in logs.items()})
+        # "loss/train": loss and accuracy sort before the callbacks' scalars in TensorBoard.
+        writer.write_scalars(step, {"/".join(reversed(k.split("_", 1))): v
+                                    for k, v in logs.items()})
         _report(epoch, config.num_epochs, start_epoch, logs, train_seconds,
                 steps_per_epoch * config.batch_size, time.perf_counter() - train_start)
         callback_list.on_epoch_end(epoch, state, logs)

@@ -26,6 +26,7 @@ from attribution.render.maps import (
     is_signed_mode,
     normalize_magnitude,
     normalize_signed,
+    percentile_scales,
     reduce_channels,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "normalize_magnitude",
     "normalize_signed",
     "overlay",
+    "percentile_scales",
     "reduce_channels",
     "with_legend",
 ]

@@ -89,6 +89,7 @@ def heatmaps(
     mode: ReduceMode = "sum",
     percentile: float = 99.0,
     cmap: str | None = None,
+    scales: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reduce, normalize and colour attribution maps in one call.
 
@@ -98,15 +99,17 @@ def heatmaps(
         magnitudes.
       percentile: per-map clipping percentile in (0, 100].
       cmap: colormap name; defaults to `SIGNED_CMAP` or `MAGNITUDE_CMAP` by mode.
+      scales: `[N]` positive values shown as full colour, one per map, instead of each map's
+        percentile (e.g. one scale shared by a method's maps across epochs).
 
     Returns:
       (uint8 `[N, H, W, 3]` colours, float32 `[N, H, W]` normalized values in [-1, 1] or [0, 1]).
     """
     reduced = reduce_channels(maps, mode)
     if is_signed_mode(mode):
-        normalized = normalize_signed(reduced, percentile)
+        normalized = normalize_signed(reduced, percentile, scales)
         return colorize_signed(normalized, cmap or SIGNED_CMAP), normalized
-    normalized = normalize_magnitude(reduced, percentile)
+    normalized = normalize_magnitude(reduced, percentile, scales)
     return colorize_magnitude(normalized, cmap or MAGNITUDE_CMAP), normalized
 
 

@@ -45,7 +45,8 @@ def is_signed_mode(mode: ReduceMode) -> bool:
     return mode == "sum"
 
 
-def normalize_signed(maps: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+def normalize_signed(maps: np.ndarray, percentile: float = 99.0,
+                     scales: np.ndarray | None = None) -> np.ndarray:
     """Scales each signed map by a percentile of its |values| into [-1, 1]; zero stays zero.
 
     Values beyond the percentile clip to ±1, so a few outlier pixels do not wash out the rest.
@@ -53,21 +54,24 @@ def normalize_signed(maps: np.ndarray, percentile: float = 99.0) -> np.ndarray:
     Args:
       maps: `[N, H, W]` signed maps.
       percentile: in (0, 100]; 100 scales by the largest |value|.
+      scales: `[N]` positive per-map scales to use instead of the percentile.
 
     Returns:
       float32 `[N, H, W]` in [-1, 1]. An all-zero map stays all zero.
     """
     maps = _check_maps(maps)
-    scale = _scales(np.abs(maps), percentile)
+    scale = _given_or_percentile(scales, np.abs(maps), percentile)
     return np.clip(maps / scale, -1.0, 1.0)
 
 
-def normalize_magnitude(maps: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+def normalize_magnitude(maps: np.ndarray, percentile: float = 99.0,
+                        scales: np.ndarray | None = None) -> np.ndarray:
     """Scales each non-negative map by a percentile of its values into [0, 1].
 
     Args:
       maps: `[N, H, W]` maps with no negative values (e.g. `reduce_channels(..., "abs_sum")`).
       percentile: in (0, 100]; 100 scales by the largest value.
+      scales: `[N]` positive per-map scales to use instead of the percentile.
 
     Returns:
       float32 `[N, H, W]` in [0, 1]. An all-zero map stays all zero.
@@ -78,7 +82,7 @@ def normalize_magnitude(maps: np.ndarray, percentile: float = 99.0) -> np.ndarra
             f"normalize_magnitude needs non-negative maps; got a minimum of {maps.min():g}. "
             "Use normalize_signed, or reduce with mode 'abs_sum' or 'max_abs'."
         )
-    return np.clip(maps / _scales(maps, percentile), 0.0, 1.0)
+    return np.clip(maps / _given_or_percentile(scales, maps, percentile), 0.0, 1.0)
 
 
 def _check_maps(maps: np.ndarray) -> np.ndarray:
@@ -88,6 +92,22 @@ def _check_maps(maps: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(maps)):
         raise ValueError("maps contain NaN or inf values.")
     return maps
+
+
+def percentile_scales(magnitudes: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    """Per-map scales `[N]` of `[N, H, W]` non-negative maps: the percentile, else the
+    maximum, else 1 (an all-zero map)."""
+    return _scales(np.asarray(magnitudes, np.float32), percentile)[:, 0, 0]
+
+
+def _given_or_percentile(scales, magnitudes, percentile) -> np.ndarray:
+    if scales is None:
+        return _scales(magnitudes, percentile)
+    scales = np.asarray(scales, np.float32).reshape(-1)
+    if scales.shape != (magnitudes.shape[0],) or not np.all(scales > 0):
+        raise ValueError(f"scales must be {magnitudes.shape[0]} positive values, one per map; "
+                         f"got {scales!r}.")
+    return scales[:, None, None]
 
 
 def _scales(magnitudes: np.ndarray, percentile: float) -> np.ndarray:

@@ -61,17 +61,18 @@ def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, 
     methods = ["gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "grad_cam",
                "cam"]
     writer = TensorBoardWriter(str(tmp_path))
-    callback = AttributionCallback(model, *probes, writer, methods={
+    callback = AttributionCallback(model, *probes, writer, schedule="epochs:1", methods={
         m: ({"steps": 4} if m == "integrated_gradients" else
             {"num_samples": 2} if m == "smoothgrad" else {}) for m in methods})
     _COUNTER.count, _COUNTER.active = 0, True
-    callback.on_train_begin(state)  # compiles, then fires epoch 0
+    callback.on_train_begin(state)  # compiles, then fires step 0
     compiled_at_begin = _COUNTER.count
     images, labels = mnist.train_images[:32], mnist.train_labels[:32]
     state = jax.tree.map(jnp.array, state)  # train_step donates; keep the fixture's intact
     for epoch in (1, 2, 3):
         state, _ = steps.train_step(state, images, labels)  # new params every firing
         _COUNTER.count = 0
+        callback.on_train_batch_end(epoch, state)
         callback.on_epoch_end(epoch, state, None)
         assert _COUNTER.count == 0, f"firing {epoch} compiled {_COUNTER.count} times"
     _COUNTER.active = False
@@ -86,35 +87,42 @@ def test_every_tag_for_every_firing(gap_model, probes, tmp_path):
     model, state = gap_model
     methods = {"gradient": {}, "integrated_gradients": {"steps": 4}, "grad_cam": {}, "cam": {}}
     writer = TensorBoardWriter(str(tmp_path))
-    callback = AttributionCallback(model, *probes, writer, methods=methods, every_n_epochs=2,
-                                   targets="predicted")
+    callback = AttributionCallback(model, *probes, writer, methods=methods,
+                                   schedule="epochs:2", targets="predicted")
     callback.on_train_begin(state)
-    for epoch in range(1, 5):
+    for epoch in range(1, 5):  # 3 steps per epoch: epoch ends at global steps 3, 6, 9, 12
         callback.on_epoch_begin(epoch, state)
+        for step in range(3 * epoch - 2, 3 * epoch + 1):
+            callback.on_train_batch_end(step, state)
         callback.on_epoch_end(epoch, state, {"eval_accuracy": 0.1})
     callback.on_train_end(state)
     writer.close()
     images, scalars = read_events(tmp_path)
     for name in methods:
-        assert sorted(images[f"attributions/{name}"]) == [0, 2, 4]
-        assert sorted(scalars[f"attribution_time_ms/{name}"]) == [0, 2, 4]
-        assert images[f"attributions/evolution/{name}"] == [4]
-    assert sorted(images["attributions/overview"]) == [0, 2, 4]
+        assert images[f"methods/{name}"] == [0, 6, 12]
+        assert images[f"evolution/{name}"] == [0, 6, 12]
+        assert scalars[f"timing/attribution_ms/{name}"] == [0, 6, 12]
+        assert scalars[f"drift/{name}/to_previous"] == [6, 12]
+    assert images["attributions/overview"] == [0, 6, 12]
+    assert images["drift/curves"] == [6, 12]
     for tag in ("probes/confidence", "probes/accuracy", "probes/true_class_probability"):
-        assert sorted(scalars[tag]) == [0, 2, 4]
+        assert scalars[tag] == [0, 6, 12]
 
 
 def test_evolution_image_has_a_column_per_firing(gap_model, probes, tmp_path):
     model, state = gap_model
     writer = TensorBoardWriter(str(tmp_path))
-    callback = AttributionCallback(model, *probes, writer, methods=["gradient"])
+    callback = AttributionCallback(model, *probes, writer, methods=["gradient"],
+                                   schedule="epochs:1")
     callback.on_train_begin(state)
+    callback.on_train_batch_end(1, state)
     callback.on_epoch_end(1, state, None)
     callback.wait()
-    one = callback._evolution_images()["attributions/evolution/gradient"]
+    one = callback._evolution_images()["evolution/gradient"]
+    callback.on_train_batch_end(2, state)
     callback.on_epoch_end(2, state, None)
     callback.wait()
-    two = callback._evolution_images()["attributions/evolution/gradient"]
+    two = callback._evolution_images()["evolution/gradient"]
     writer.close()
     cell_width = 28 * 2 + 2  # scale 2, pad 2
     assert one.dtype == np.uint8 and one.shape[0] > len(probes[1]) * cell_width
@@ -126,14 +134,14 @@ def test_step_schedule_uses_global_steps(gap_model, probes, tmp_path):
     model, state = gap_model
     writer = TensorBoardWriter(str(tmp_path))
     callback = AttributionCallback(model, *probes, writer, methods=["gradient"],
-                                   every_n_epochs=0, every_n_steps=3, at_start=False)
+                                   schedule="steps:3", at_start=False)
     callback.on_train_begin(state)
     for step in range(1, 8):
         callback.on_train_batch_end(step, state, None)
     callback.on_train_end(state)
     writer.close()
     images, _ = read_events(tmp_path)
-    assert sorted(images["attributions/gradient"]) == [3, 6]
+    assert images["methods/gradient"] == [3, 6]
 
 
 def test_inapplicable_method_fails_at_start(probes, tmp_path):

@@ -45,22 +45,24 @@ def test_fit_with_both_callbacks(mnist, tmp_path):
                "integrated_gradients": {"steps": 8}}
     explain = KerasAttributionCallback(probes, labels, writer, methods=methods)
     sane = KerasSanityCallback(probes, labels, writer, methods=["gradient"], num_probes=2,
-                               every_n_epochs=1, faithfulness_steps=4)
+                               schedule="epochs:1", faithfulness_steps=4)
     model.fit(mnist.train_images[:512], mnist.train_labels[:512], batch_size=64, epochs=2,
               verbose=0, callbacks=[explain, sane])
     explain.wait()
 
     images, scalars = read_events(tmp_path)
-    for name in methods:  # Step 0 = the untrained model, then epochs 1 and 2.
-        assert sorted(images[f"attributions/{name}"]) == [0, 1, 2]
-    assert images["attributions/evolution/gradient"] == [2]
-    assert sorted(scalars["sanity/gradient/cascading_spearman_abs"]) == [1, 2]
+    # 8 steps per epoch: the log-spaced default fires at global steps 0 (the untrained
+    # model), 1, 2, 4, then at the epoch ends 8 and 16; the sanity checks at the epoch ends.
+    for name in methods:
+        assert images[f"methods/{name}"] == [0, 1, 2, 4, 8, 16]
+    assert images["evolution/gradient"] == [0, 1, 2, 4, 8, 16]
+    assert scalars["sanity/gradient/cascading_spearman_abs"] == [8, 16]
     # Keras layers by name; BatchNormalization (ones / zeros initializers) is no stage.
     for layer in ("conv_a", "conv_b", "head"):
-        assert sorted(scalars[f"sanity/gradient/independent_ssim/{layer}"]) == [1, 2]
+        assert scalars[f"sanity/gradient/independent_ssim/{layer}"] == [8, 16]
     assert not any("norm" in tag for tag in scalars)
     # The maps are those of the trained model in inference mode.
-    maps = explain.callback.fire(3, model)["gradient"]
+    maps = explain.callback.fire(17, model)["gradient"]
     logits = lambda x: model(x, training=False)  # noqa: E731
     expected = jax.grad(lambda x: jnp.take_along_axis(
         logits(x), jnp.asarray(labels)[:, None], 1).sum())(jnp.asarray(probes))

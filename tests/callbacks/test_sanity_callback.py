@@ -17,13 +17,13 @@ SIMILARITIES = ("spearman_abs", "spearman_signed", "ssim")
 
 
 def expected_scalars(methods):
-    tags = {"sanity_time_ms", "sanity/integrated_gradients/completeness_gap",
-            "faithfulness/random/deletion_auc", "faithfulness/random/insertion_auc"}
+    tags = {"timing/sanity_ms", "sanity/integrated_gradients/completeness_gap",
+            "sanity/random/deletion_auc", "sanity/random/insertion_auc"}
     for m in methods:
         tags |= {f"sanity/{m}/cascading_{s}" for s in SIMILARITIES}
         tags |= {f"sanity/{m}/independent_{s}/{layer}" for s in SIMILARITIES for layer in LAYERS}
-        tags |= {f"sanity/{m}/input_invariance", f"faithfulness/{m}/deletion_auc",
-                 f"faithfulness/{m}/insertion_auc"}
+        tags |= {f"sanity/{m}/input_invariance", f"sanity/{m}/deletion_auc",
+                 f"sanity/{m}/insertion_auc"}
     return tags
 
 
@@ -46,7 +46,7 @@ def logged(trained_cnn, mnist, tmp_path_factory):
     logdir = tmp_path_factory.mktemp("sanity")
     writer = TensorBoardWriter(logdir)
     callback = SanityCallback(model, mnist.eval_images[idx], mnist.eval_labels[idx], writer,
-                              methods=METHODS, num_probes=4, every_n_epochs=2, at_start=True,
+                              methods=METHODS, num_probes=4, schedule="epochs:2", at_start=True,
                               figure_probes=2)
     _COUNTER.count, _COUNTER.active = 0, True
     callback.on_train_begin(variables)  # compiles, then fires at epoch 0
@@ -110,10 +110,10 @@ def test_scores_behave_as_the_papers_say(logged):
     assert v["sanity/gradient/input_invariance"] > 0.999
     assert v["sanity/integrated_gradients/input_invariance"] < 0.5
     # Deleting the pixels IG ranks first hurts the class far more than deleting random ones.
-    assert (v["faithfulness/integrated_gradients/deletion_auc"]
-            < v["faithfulness/random/deletion_auc"] - 0.2)
-    assert (v["faithfulness/integrated_gradients/insertion_auc"]
-            > v["faithfulness/random/insertion_auc"])
+    assert (v["sanity/integrated_gradients/deletion_auc"]
+            < v["sanity/random/deletion_auc"] - 0.2)
+    assert (v["sanity/integrated_gradients/insertion_auc"]
+            > v["sanity/random/insertion_auc"])
     assert 0 <= v["sanity/integrated_gradients/completeness_gap"] < 0.1
     for tag, value in v.items():
         assert np.isfinite(value), tag
@@ -150,7 +150,7 @@ def test_similarity_plot_is_an_rgb_image_without_pyplot():
     ({"num_probes": -1}, "num_probes"),
     ({"figure_probes": 0}, "figure_probes"),
     ({"faithfulness_steps": 0}, "faithfulness_steps"),
-    ({"every_n_epochs": 1.5}, "every_n_epochs"),
+    ({"schedule": "epochs:1.5"}, "not an integer"),
     ({"seed": -1}, "seed must be an int >= 0; got -1"),
     ({"invariance_shift": float("nan")}, "invariance_shift must be a finite number"),
 ])

@@ -30,10 +30,14 @@ def _get(base: str, path: str, **query) -> bytes:
         return response.read()
 
 
+RUN = "cnn_gap"
+STEPS_PER_EPOCH = 8  # The tiny variant: 512 digits, batch 64.
+
+
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory):
     """A tiny cnn_gap run (every method applies) with the attribution callback, 2 epochs."""
-    workdir = tmp_path_factory.mktemp("tb_run")
+    workdir = tmp_path_factory.mktemp("runs") / RUN
     config = load_config(CONFIG_DIR / "cnn_gap.py")
     train.train_and_evaluate(config, str(workdir))
     return workdir, config
@@ -41,11 +45,14 @@ def trained_workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tensorboard_url(trained_workdir):
-    workdir, _ = trained_workdir
+    """TensorBoard started with the command the trainer prints."""
+    workdir, config = trained_workdir
+    command = train.tensorboard_command(config, str(workdir), STEPS_PER_EPOCH).split()
+    assert command[0] == "tensorboard"
     port = _free_port()
     exe = pathlib.Path(sys.executable).with_name("tensorboard")
     server = subprocess.Popen(
-        [str(exe), "--logdir", str(workdir), "--port", str(port), "--host", "127.0.0.1",
+        [str(exe), *command[1:], "--port", str(port), "--host", "127.0.0.1",
          "--load_fast", "false", "--reload_interval", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
@@ -55,7 +62,7 @@ def tensorboard_url(trained_workdir):
         while True:
             try:
                 tags = json.loads(_get(base, "/data/plugin/images/tags"))
-                if tags.get("."):
+                if tags.get(RUN):
                     break
             except OSError:
                 pass
@@ -76,30 +83,42 @@ def tensorboard_url(trained_workdir):
 def test_every_tag_every_method_every_firing(tensorboard_url, trained_workdir):
     _, config = trained_workdir
     methods = [m.strip() for m in config.attribution.methods.split(",")]
-    firings = list(range(0, config.num_epochs + 1))  # epoch 0 = untrained, then each epoch
+    # Log-spaced: the untrained model, steps 1, 2, 4, then the epoch ends (global steps).
+    firings = [0, 1, 2, 4, 8, 16]
+    runs = json.loads(_get(tensorboard_url, "/data/runs"))
+    assert runs == [RUN]  # Named after its folder, not ".".
 
-    image_tags = json.loads(_get(tensorboard_url, "/data/plugin/images/tags"))["."]
-    expected = {"attributions/overview"}
-    expected |= {f"attributions/{m}" for m in methods}
-    expected |= {f"attributions/evolution/{m}" for m in methods}
+    image_tags = json.loads(_get(tensorboard_url, "/data/plugin/images/tags"))[RUN]
+    expected = {"attributions/overview", "drift/curves"}
+    expected |= {f"methods/{m}" for m in methods}
+    expected |= {f"evolution/{m}" for m in methods}
     assert expected <= set(image_tags), sorted(expected - set(image_tags))
+    # TensorBoard orders cards by tag: the overview comes first.
+    assert sorted(image_tags)[0] == "attributions/overview"
 
-    for tag in ["attributions/overview", *(f"attributions/{m}" for m in methods)]:
-        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=".",
+    for tag in ["attributions/overview", *(f"methods/{m}" for m in methods),
+                *(f"evolution/{m}" for m in methods)]:
+        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=RUN,
                                   tag=tag, sample=0))
         assert [e["step"] for e in entries] == firings, tag
 
-    scalar_tags = set(json.loads(_get(tensorboard_url, "/data/plugin/scalars/tags"))["."])
-    expected_scalars = {f"attribution_time_ms/{m}" for m in methods}
-    expected_scalars |= {"probes/confidence", "train/loss", "eval/accuracy"}
+    scalar_tags = set(json.loads(_get(tensorboard_url, "/data/plugin/scalars/tags"))[RUN])
+    expected_scalars = {f"timing/attribution_ms/{m}" for m in methods}
+    expected_scalars |= {"probes/confidence", "loss/train", "accuracy/eval"}
+    expected_scalars |= {f"drift/{m}/to_previous" for m in methods}
     assert expected_scalars <= scalar_tags, sorted(expected_scalars - scalar_tags)
+    # Loss and accuracy sort before timings and sanity scores.
+    order = sorted(scalar_tags)
+    last_training = max(order.index(t) for t in ("loss/train", "accuracy/eval"))
+    assert all(order.index(t) > last_training for t in scalar_tags
+               if t.startswith(("timing/", "sanity/")))
 
 
 def test_images_decode_as_png(tensorboard_url, trained_workdir):
     _, config = trained_workdir
     num_probes = 10 * config.attribution.probes_per_class
-    for tag in ("attributions/overview", "attributions/evolution/integrated_gradients"):
-        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=".",
+    for tag in ("attributions/overview", "evolution/integrated_gradients"):
+        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=RUN,
                                   tag=tag, sample=0))
         png = _get(tensorboard_url, "/data/plugin/images/individualImage?" + entries[-1]["query"])
         assert png[:8] == b"\x89PNG\r\n\x1a\n"

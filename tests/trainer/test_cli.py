@@ -59,7 +59,8 @@ def test_runs_a_small_config_with_overrides(tmp_path):
     assert "epoch 1/1" in result.stderr and "examples/s" in result.stderr
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
     # The command that shows every firing's images (TensorBoard keeps 10 per tag by default).
-    assert f"tensorboard --logdir {tmp_path} --samples_per_plugin images=" in result.stderr
+    assert f"tensorboard --logdir {tmp_path.parent} --samples_per_plugin images=" in (
+        result.stderr)
     # The persistent compilation cache: a rerun loads the compiled programs from here.
     assert len(os.listdir(tmp_path / "jax_cache")) >= 3
 

@@ -12,11 +12,12 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import attribution
 from callbacks.base import Callback
+from callbacks.schedule import parse as parse_schedule
 from trainer import compare_runs, models, train
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
-EPOCH_SCALARS = {"train/loss", "train/accuracy", "eval/loss", "eval/accuracy"}
+EPOCH_SCALARS = {"loss/train", "accuracy/train", "loss/eval", "accuracy/eval"}
 
 
 def load_config(path: pathlib.Path, arg: str | None = "tiny"):
@@ -54,15 +55,21 @@ def test_config_small_variant_trains_end_to_end(path, tmp_path):
     with pytest.raises(AttributeError):
         config.no_such_field = 1  # locked: a misspelled override fails
     state = train.train_and_evaluate(config, str(tmp_path))
-    assert int(state.step) == config.num_epochs * (
-        config.data.max_train_examples // config.batch_size)
+    steps_per_epoch = config.data.max_train_examples // config.batch_size
+    assert int(state.step) == config.num_epochs * steps_per_epoch
     logged = scalars(tmp_path)
     assert EPOCH_SCALARS <= set(logged)
-    for tag in EPOCH_SCALARS:
-        assert [step for step, _ in logged[tag]] == list(range(1, config.num_epochs + 1))
+    for tag in EPOCH_SCALARS:  # At the global step of each epoch's end.
+        assert [step for step, _ in logged[tag]] == [
+            steps_per_epoch * e for e in range(1, config.num_epochs + 1)]
         assert all(np.isfinite(v) for _, v in logged[tag])
     # The model learned something even in a few seconds.
-    assert logged["train/loss"][-1][1] < logged["train/loss"][0][1]
+    assert logged["loss/train"][-1][1] < logged["loss/train"][0][1]
+    # The attribution callback fired on the config's schedule (log-spaced: steps 0, 1, 2, 4
+    # through the first epoch, then every epoch end), its probe scalars at those steps.
+    schedule = parse_schedule(config.attribution.schedule)
+    assert [s for s, _ in logged["probes/accuracy"]] == [
+        0, *schedule.firings(config.num_epochs, steps_per_epoch)]
     assert len(os.listdir(tmp_path / "checkpoints")) >= 1
     assert any(tag.startswith("config") for tag in tensor_tags(tmp_path))
     # The last checkpoint gives the engine the trained model (linen or NNX, BatchNorm
@@ -107,7 +114,8 @@ def test_resume_after_interrupt_matches_uninterrupted_run(config_file, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(config, workdir, callbacks=[_InterruptAt(3)])
     # Flushed on Ctrl-C: the two finished epochs are on disk.
-    assert [s for s, _ in scalars(workdir)["eval/loss"]] == [1, 2]
+    steps_per_epoch = config.data.max_train_examples // config.batch_size
+    assert [s for s, _ in scalars(workdir)["loss/eval"]] == [steps_per_epoch, 2 * steps_per_epoch]
     resumed = train.train_and_evaluate(config, workdir)
 
     assert int(resumed.step) == int(straight.step)
@@ -115,7 +123,8 @@ def test_resume_after_interrupt_matches_uninterrupted_run(config_file, tmp_path)
     jax.tree.map(np.testing.assert_allclose, resumed.batch_stats, straight.batch_stats)
     assert jax.tree.leaves(resumed.batch_stats)  # BatchNorm statistics were trained.
     # Steps do not repeat in TensorBoard after the resume.
-    assert [s for s, _ in scalars(workdir)["eval/loss"]] == [1, 2, 3]
+    assert [s for s, _ in scalars(workdir)["loss/eval"]] == [
+        steps_per_epoch * e for e in (1, 2, 3)]
 
 
 class _Recorder(Callback):
@@ -164,9 +173,12 @@ def test_same_seed_same_run(tmp_path):
 
 
 def test_tensorboard_command_shows_every_firing():
-    config = load_config(CONFIG_DIR / "cnn.py", None)  # 10 epochs, firing at 0 and each epoch
+    # 10 epochs of 78 steps, log-spaced: steps 0, 1, 2, 4, ..., 64, then 10 epoch ends. The
+    # workdir's parent is the log directory: the run shows as "cnn", not ".".
+    config = load_config(CONFIG_DIR / "cnn.py", None)
     assert train.tensorboard_command(config, "runs/cnn", 78) == (
-        "tensorboard --logdir runs/cnn --samples_per_plugin images=11")
+        "tensorboard --logdir runs --samples_per_plugin images=18")
     with config.unlocked():
-        config.attribution.every_n_steps = 10
-    assert train.tensorboard_command(config, "w", 78).endswith(f"images={1 + 10 + 780 // 10}")
+        config.attribution.schedule = "steps:10"
+    assert train.tensorboard_command(config, "w/", 78) == (
+        f"tensorboard --logdir . --samples_per_plugin images={1 + 780 // 10}")
