@@ -3,15 +3,34 @@ the compute. An error raised there is raised again in the training thread: at th
 next firing, or at `wait`."""
 
 import concurrent.futures
+import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
+
+NICENESS = 10  # How much lower the rendering thread's scheduling priority is than training's.
+
+
+def _lower_priority() -> None:
+    """Lets the training threads go first: rendering fills the gaps between their steps.
+
+    Linux schedules threads one by one, so this affects only the calling thread; elsewhere
+    it would lower the whole process, so it does nothing there.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+        except OSError:
+            pass  # Not permitted (some containers): run at normal priority.
 
 
 class BackgroundJobs:
     """Runs submitted jobs in order on one thread; keeps their futures until they are checked."""
 
     def __init__(self, name: str):
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name,
+                                                           initializer=_lower_priority)
         self._pending: list[concurrent.futures.Future] = []
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:

@@ -28,7 +28,9 @@ def drift_plot(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], thre
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    # Fixed margins: a constrained layout would cost half of the figure's time, every firing.
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    fig.subplots_adjust(left=0.1, right=0.78, bottom=0.14, top=0.91)
     canvas = FigureCanvasAgg(fig)
     ax = fig.subplots()
     for name, (steps, values) in curves.items():

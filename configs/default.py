@@ -70,11 +70,13 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     section.logits = ""  # Logits in the model's output: an index, a key; empty: the output.
     section.options = ml_collections.ConfigDict()  # Per-method options, by method name.
     section.options.integrated_gradients = ml_collections.ConfigDict()
-    section.options.integrated_gradients.steps = 64  # Riemann steps on the path.
+    # Riemann steps on the path (midpoint rule; completeness within about 0.3% at 32): the
+    # log-spaced schedule fires 21 times in a 10-epoch run, so each firing must stay cheap.
+    section.options.integrated_gradients.steps = 32
     section.options.integrated_gradients.baseline = 0.0  # Baseline pixel value (black).
     section.options.smoothgrad = ml_collections.ConfigDict()
     section.options.smoothgrad.base = "gradient"  # Method averaged over noisy copies.
-    section.options.smoothgrad.num_samples = 32  # Noisy copies per digit.
+    section.options.smoothgrad.num_samples = 16  # Noisy copies per digit.
     section.options.smoothgrad.noise_scale = 0.15  # Noise sigma / the input's value range.
     section.options.smoothgrad.squared = False  # Average squared maps (SmoothGrad-Squared).
     section.options.occlusion = ml_collections.ConfigDict()

@@ -67,12 +67,12 @@ def grid(
 
     canvas = np.full((top + pad + rows * (ch + pad), left + pad + cols * (cw + pad), 3),
                      background, np.uint8)
-    big = cells.repeat(scale, axis=2).repeat(scale, axis=3)
-    for r in range(rows):
-        y = top + pad + r * (ch + pad)
-        for c in range(cols):
-            x = left + pad + c * (cw + pad)
-            canvas[y:y + ch, x:x + cw] = big[r, c]
+    # All cells in one copy: the cell area seen as [rows, ch + pad, cols, cw + pad, 3], each
+    # cell upscaled by broadcasting over [h, scale, w, scale].
+    area = canvas[top + pad:, left + pad:].reshape(rows, ch + pad, cols, cw + pad, 3)
+    big = np.broadcast_to(cells.transpose(0, 2, 1, 3, 4)[:, :, None, :, :, None, :],
+                          (rows, h, scale, cols, w, scale, 3))
+    area[:, :ch, :, :cw] = big.reshape(rows, ch, cols, cw, 3)
     if not (col_lines or row_text):
         return canvas
 
