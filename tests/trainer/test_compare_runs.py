@@ -14,14 +14,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 METHODS = "gradient,guided_backprop"
 
 
-def _tiny(name, sanity=False):
+def _tiny(name, sanity=False, schedule="epochs:1"):
     """A one-epoch tiny run that stores its probes; with `sanity`, the gradient's checks."""
     config = load_config(CONFIG_DIR / name)
     with config.unlocked():
         config.num_epochs = 1
         config.attribution.methods = "gradient"
         config.attribution.at_start = False
-        config.attribution.schedule = "epochs:1"
+        config.attribution.schedule = schedule
         config.sanity.enabled = sanity
     return config
 
@@ -31,8 +31,15 @@ def runs(tmp_path_factory):
     """Workdirs of a tiny normal run and a tiny random-label run."""
     root = tmp_path_factory.mktemp("runs")
     train.train_and_evaluate(_tiny("cnn.py"), str(root / "cnn"))
-    train.train_and_evaluate(_tiny("cnn_random_labels.py", sanity=True), str(root / "random"))
+    train.train_and_evaluate(_tiny("cnn_random_labels.py", sanity=True, schedule="steps:3"),
+                             str(root / "random"))
     return str(root / "cnn"), str(root / "random")
+
+
+def test_the_trainer_fires_on_the_configured_schedule(runs):
+    # 8 steps per epoch: every epoch end is step 8; every 3 steps is 3 and 6.
+    assert [step for step, _ in scalars(runs[0])["probes/accuracy"]] == [8]
+    assert [step for step, _ in scalars(runs[1])["probes/accuracy"]] == [3, 6]
 
 
 def test_random_labels_permute_only_training_labels():
