@@ -12,6 +12,7 @@ Tags written at every firing, at the global optimizer step (the interface; see R
 """
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,22 @@ from callbacks.scheduled import ScheduledCallback
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
+
+
+def finite_or_blank(maps: Mapping[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """`maps` with every map that holds NaN or inf replaced by zeros (drawn blank), warned.
+
+    A model whose parameters diverged gives such maps; drawing them would show noise.
+    """
+    out = {}
+    for name, m in maps.items():
+        if np.isfinite(m).all():
+            out[name] = m
+            continue
+        warnings.warn(f"{where}: the {name} maps hold NaN or inf values (did the parameters "
+                      "diverge?); they are drawn blank.", RuntimeWarning, stacklevel=2)
+        out[name] = np.zeros_like(m)
+    return out
 
 
 def _shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
@@ -343,6 +360,7 @@ class AttributionCallback(ScheduledCallback):
     def _render_and_write(self, step: int, epoch: float | None, maps: dict[str, np.ndarray],
                           probs: np.ndarray, targets: np.ndarray, times: dict[str, float],
                           drift: list[tuple[int, dict[str, dict[str, float]]]]) -> None:
+        maps = finite_or_blank(maps, f"AttributionCallback at step {step}")
         predicted, confidence = probs.argmax(-1), probs.max(-1)
         this_drift = drift[-1][1] if drift and drift[-1][0] == step else None
         if self._history_writer is not None:  # Kept before it is shown.

@@ -29,6 +29,31 @@ def select_probes(labels: np.ndarray, per_class: int = 2) -> np.ndarray:
     return np.concatenate(chosen).astype(np.int64)
 
 
+def read_probes(workdir: str, num_examples: int) -> np.ndarray | None:
+    """The probe indices stored in `workdir/probes.json`, or None; writes nothing.
+
+    Raises:
+      ValueError: the file is damaged, or names an index outside the eval split.
+    """
+    path = os.path.join(workdir, PROBES_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            chosen = np.asarray(json.load(f)["indices"], np.int64).reshape(-1)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path} is damaged ({type(e).__name__}: {e}); delete it to pick probes again "
+            "(the attribution history then starts over: delete WORKDIR/history too)."
+        ) from e
+    if chosen.size and chosen.max() >= num_examples:
+        raise ValueError(
+            f"{path} names probe index {chosen.max()} but the eval split has {num_examples} "
+            "examples; was the data source changed? Delete the file to pick new probes."
+        )
+    return chosen
+
+
 def load_or_select_probes(workdir: str, labels: np.ndarray, per_class: int = 2,
                           indices: Sequence[int] | None = None) -> np.ndarray:
     """The probe indices stored in `workdir`, else new ones, stored there for a resume.
@@ -42,17 +67,10 @@ def load_or_select_probes(workdir: str, labels: np.ndarray, per_class: int = 2,
     Returns:
       int64 indices into the eval split.
     """
-    path = os.path.join(workdir, PROBES_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            stored = json.load(f)
-        chosen = np.asarray(stored["indices"], np.int64)
-        if chosen.size and chosen.max() >= len(labels):
-            raise ValueError(
-                f"{path} names probe index {chosen.max()} but the eval split has {len(labels)} "
-                "examples; was the data source changed? Delete the file to pick new probes."
-            )
+    chosen = read_probes(workdir, len(labels))
+    if chosen is not None:
         return chosen
+    path = os.path.join(workdir, PROBES_FILE)
     if indices:
         chosen = np.asarray(list(indices), np.int64)
         bad = chosen[(chosen < 0) | (chosen >= len(labels))]
@@ -62,6 +80,7 @@ def load_or_select_probes(workdir: str, labels: np.ndarray, per_class: int = 2,
             )
     else:
         chosen = select_probes(labels, per_class)
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:  # Whole or not at all: a kill leaves no half file.
         json.dump({"indices": chosen.tolist(), "labels": np.asarray(labels)[chosen].tolist()}, f)
+    os.replace(path + ".tmp", path)
     return chosen

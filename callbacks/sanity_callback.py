@@ -32,7 +32,7 @@ import numpy as np
 import attribution
 from attribution import render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
-from callbacks.attribution_callback import GRADIENT_FAMILY
+from callbacks.attribution_callback import GRADIENT_FAMILY, finite_or_blank
 from callbacks.background import BackgroundJobs
 from callbacks.base import checked_probes, method_options
 from callbacks.model import CallbackModel
@@ -239,6 +239,7 @@ class SanityCallback(ScheduledCallback):
     # Rendering (background thread) -------------------------------------------------------------
 
     def _render_and_write(self, step: int, out: dict[str, Any], time_ms: float) -> None:
+        out = {**out, "maps": finite_or_blank(out["maps"], f"SanityCallback at step {step}")}
         self.writer.write_scalars(step, self.scalars(out, time_ms))
         self.writer.write_images(step, {
             "sanity/cascading_randomization": self._cascading_figure(out),

@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.compilation_cache = True  # CLI: compiled programs kept in WORKDIR/jax_cache.
     config.checkpoint_max_to_keep = 2  # Checkpoints kept in WORKDIR/checkpoints; resume: last.
+    config.stop_on_nan = True  # Stop (keeping the last finite checkpoint) on a NaN / inf loss.
 
     if arg == "tiny":
         apply_tiny(config)

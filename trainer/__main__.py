@@ -1,11 +1,12 @@
 """Command line: python -m trainer --config configs/cnn.py --workdir runs/cnn [--config.x=y]."""
 
+import logging as pylogging
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from trainer import compilation_cache, parallel, train
+from trainer import parallel, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for checkpoints and TensorBoard event files.")
@@ -21,26 +22,28 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    # Orbax reports every checkpoint step at INFO; keep the console to our progress lines.
-    logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
+    # Orbax reports every checkpoint step at INFO, and JAX its search for TPU / GPU backends
+    # ("Unable to initialize backend 'tpu'"): shown with --verbosity=1, like the config.
+    if logging.get_verbosity() < logging.DEBUG:
+        logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
+        for name in ("jax._src.xla_bridge", "jax._src.compilation_cache"):
+            pylogging.getLogger(name).setLevel(pylogging.WARNING)
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.info("Config:\n%s", FLAGS.config)
+    logging.debug("Config:\n%s", FLAGS.config)
     try:
         # Before anything touches a device: under jax.distributed, jax.devices() spans processes.
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     except ValueError as e:
         sys.exit(f"Error: {e}")
-    if FLAGS.config.compilation_cache and parallel.is_main_process():
-        try:
-            train.check_workdir(FLAGS.workdir)  # The cache lives there: fail early, in one line.
-        except ValueError as e:
-            sys.exit(f"Error: {e}")
-        compilation_cache.enable(FLAGS.workdir)
     try:
-        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except train.SetupError as e:
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                                 compilation_cache=FLAGS.config.compilation_cache)
+    except (train.SetupError, train.NonFiniteError) as e:
         sys.exit(f"Error: {' '.join(str(e).split())}")
+    except train.TrainingInterrupted as e:
+        logging.info("%s", e)
+        sys.exit(130)  # The shell's code for a SIGINT.
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -4,9 +4,10 @@ The attribution and sanity callbacks compile every method ahead of time, and the
 evaluation steps compile too: seconds to tens of seconds on a CPU. With the cache, a rerun or a
 resumed run of the same config loads the compiled programs from disk instead.
 
-JAX reads the cache folder once per process, at its first compile, and keeps it: so this is a
-process-level setting, made by the command line before anything compiles, not by
-`train_and_evaluate` (a process may train several workdirs).
+JAX reads the cache folder at its first compile and keeps it, so `enable` also resets JAX's
+cache: `train_and_evaluate(..., compilation_cache=True)` (the command line) enables it only
+once the config and data are checked and the workdir exists, so that a bad config leaves no
+cache folder behind.
 """
 
 import os
@@ -22,8 +23,11 @@ def enable(workdir: str) -> str:
     Every program is cached, however fast it compiled: the callbacks' many small programs
     (0.2-1 s each on CPU) add up, and JAX's default skips those under 1 s.
     """
+    from jax.experimental.compilation_cache import compilation_cache
+
     folder = os.path.join(workdir, CACHE_FOLDER)
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    compilation_cache.reset_cache()  # Re-read at the next compile, if one ran before.
     return folder

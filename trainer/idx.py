@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError):
             raise
         raise IdxFormatError(f"{path}: cannot be read ({e}); truncated or not gzip?") from e

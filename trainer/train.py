@@ -1,11 +1,15 @@
 """train_and_evaluate: the training loop, in the shape of the Flax examples."""
 
 import ast
+import dataclasses
+import json
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -19,8 +23,14 @@ from callbacks.metric_writer import MultiWriter
 from callbacks.sanity_callback import SanityCallback
 from callbacks.schedule import parse as parse_schedule
 from callbacks.tensorboard_writer import TensorBoardWriter
+from trainer import checkpoints as checkpoint_files
+from trainer import compilation_cache as compile_cache
 from trainer import data, models, parallel, steps
+from trainer.checkpoints import FOLDER as CHECKPOINTS_FOLDER
 from trainer.checkpoints import EpochCheckpoints
+from trainer.workdir_lock import WorkdirInUse, WorkdirLock
+
+SUMMARY_FILE = "summary.json"  # The finished run's last epoch and its metrics.
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.MnistSplits:
@@ -168,40 +178,67 @@ def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.n
 
 
 def check_workdir(workdir: str) -> None:
-    """Creates `workdir` or fails early, in one line, if it cannot be written."""
+    """Creates `workdir` or fails early, in one line, if it (or its checkpoints) cannot be
+    written."""
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_probe")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        for folder in (workdir, os.path.join(workdir, CHECKPOINTS_FOLDER)):
+            if os.path.isdir(folder):
+                probe = os.path.join(folder, ".write_probe")
+                with open(probe, "w"):
+                    pass
+                os.remove(probe)
     except OSError as e:
-        raise ValueError(f"Workdir {workdir!r} is not writable: {e.strerror or e}.") from e
+        raise ValueError(f"Workdir {workdir!r} is not writable: {e.strerror or e} "
+                         f"({getattr(e, 'filename', None) or workdir}).") from e
 
 
-def train_and_evaluate(
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    callbacks: Sequence[Callback] = (),
-) -> steps.TrainState:
-    """Trains the configured model, evaluating and checkpointing after every epoch.
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """The trainer's own numeric fields, each against its range; ValueError naming it."""
+    def positive_int(name, value, low=1):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"config.{name} must be an int >= {low}; got {value!r}.")
 
-    Rerunning with the same workdir resumes after the last finished epoch.
-    Per-epoch scalars `loss/train`, `loss/eval`, `accuracy/train`, `accuracy/eval` go to
-    TensorBoard in `workdir`, at the global optimizer step (as everything the callbacks
-    write); the attribution history goes to `workdir/history`.
+    positive_int("num_epochs", config.num_epochs)
+    positive_int("batch_size", config.batch_size)
+    positive_int("eval_batch_size", config.eval_batch_size)
+    positive_int("checkpoint_max_to_keep", config.checkpoint_max_to_keep)
+    positive_int("num_devices", config.num_devices, 0)
+    positive_int("data.max_train_examples", config.data.max_train_examples, 0)
+    positive_int("data.max_eval_examples", config.data.max_eval_examples, 0)
+    positive_int("attribution.probes_per_class", config.attribution.probes_per_class)
+    for name in ("learning_rate", "momentum", "weight_decay"):
+        value = config.optimizer[name]
+        if not np.isfinite(value) or value < 0 or (name == "learning_rate" and value == 0):
+            raise ValueError(f"config.optimizer.{name} must be a finite number "
+                             f"{'> 0' if name == 'learning_rate' else '>= 0'}; got {value!r}.")
 
-    Args:
-      config: an experiment config (see configs/default.py).
-      workdir: where checkpoints and TensorBoard event files go.
-      callbacks: extra callbacks; their hooks run after the loop's own work.
 
-    Returns:
-      The final training state.
-    """
+class NonFiniteError(RuntimeError):
+    """The loss or the parameters became NaN or infinite (config.stop_on_nan)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during training; the message says where, and how to resume."""
+
+
+@dataclasses.dataclass
+class _Setup:
+    """Everything checked before the workdir is touched."""
+
+    splits: data.MnistSplits
+    model: Any
+    state: steps.TrainState
+    mesh: Any
+    steps_per_epoch: int
+    probes: np.ndarray | None  # Stored in the workdir already, else None.
+
+
+def _setup(config: ml_collections.ConfigDict, workdir: str) -> _Setup:
+    """Checks the config, the data, the model and the callbacks; reads the workdir's stored
+    probes. Writes nothing. Raises SetupError with one line."""
     try:
-        if parallel.is_main_process():
-            check_workdir(workdir)
+        check_config(config)
         splits = load_data(config)
         model = models.create_model(config.model, seed=config.seed)
         tx = steps.make_optimizer(**config.optimizer)
@@ -211,6 +248,8 @@ def train_and_evaluate(
         if steps_per_epoch == 0:
             raise ValueError(f"batch_size {config.batch_size} exceeds the "
                              f"{len(splits.train_labels)} training examples.")
+        for section in (config.attribution, config.sanity):
+            parse_schedule(section.schedule)
         state = steps.create_train_state(
             model, jax.random.PRNGKey(config.seed), splits.train_images.shape[1:], tx
         )
@@ -229,19 +268,84 @@ def train_and_evaluate(
             for name, options in sanity_methods(config).items():
                 attribution.build(name, model, callback.variables_of(state), shape,
                                   **model_options(config.attribution), **options)
+        probes = probe_files.read_probes(workdir, len(splits.eval_labels))
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e
-    # Parameters and optimizer state replicated on every device; jit keeps them so.
-    state = parallel.replicate(state, mesh)
+    return _Setup(splits, model, state, mesh, steps_per_epoch, probes)
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    callbacks: Sequence[Callback] = (),
+    *,
+    compilation_cache: bool = False,
+) -> steps.TrainState:
+    """Trains the configured model, evaluating and checkpointing after every epoch.
+
+    Everything that can be checked (config, data, model, methods, stored probes) is checked
+    before the workdir is created or touched. Rerunning with the same workdir resumes after
+    the last finished epoch; a finished run returns at once. Per-epoch scalars `loss/train`,
+    `loss/eval`, `accuracy/train`, `accuracy/eval` go to TensorBoard in `workdir`, at the
+    global optimizer step (as everything the callbacks write); the attribution history goes
+    to `workdir/history`. An epoch counts as done (its checkpoint is saved) only once its
+    scalars and its callbacks' firings are on disk.
+
+    Args:
+      config: an experiment config (see configs/default.py).
+      workdir: where checkpoints and TensorBoard event files go.
+      callbacks: extra callbacks; their hooks run after the loop's own work.
+      compilation_cache: keep compiled programs in `workdir/jax_cache` (the command line).
+
+    Returns:
+      The final training state.
+
+    Raises:
+      SetupError: a bad config, data, model or workdir (nothing written).
+      NonFiniteError: the loss or parameters became NaN / inf and `config.stop_on_nan`.
+      TrainingInterrupted: Ctrl-C; the message says where the run can resume.
+    """
+    finished = _finished_state(config, workdir)
+    if finished is not None:
+        return finished
+    setup = _setup(config, workdir)
+    lock = None
+    try:
+        if parallel.is_main_process():
+            check_workdir(workdir)
+            lock = WorkdirLock(workdir)
+    except (ValueError, WorkdirInUse) as e:
+        raise SetupError(str(e)) from e
+    try:
+        if compilation_cache:
+            compile_cache.enable(workdir)
+        return _train(config, workdir, setup, list(callbacks))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config, workdir, setup, callbacks):
+    model, mesh, splits, spe = setup.model, setup.mesh, setup.splits, setup.steps_per_epoch
     checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
-    start_epoch = checkpoints.latest_epoch()
+    # Parameters and optimizer state replicated on every device; jit keeps them so.
+    state = parallel.replicate(setup.state, mesh)
+    start_epoch, restored = checkpoints.restore_latest_intact(state)
+    if restored is not None:
+        state = restored
+    if start_epoch >= config.num_epochs:  # The last checkpoints were damaged, then repaired.
+        _log_finished(config, workdir)
+        checkpoints.close()
+        return state
+    if start_epoch:
+        logging.info("Resuming after epoch %d (step %d) from %s", start_epoch,
+                     start_epoch * spe, workdir)
     # Every process runs the loop (the computation spans them all); only process 0 writes.
-    # A resumed run trains the steps after its checkpoint again: TensorBoard hides what an
-    # interrupted run logged there.
+    # TensorBoard hides what an interrupted earlier attempt logged after the step this one
+    # starts from (a fresh start: everything), so no step shows twice.
     main = parallel.is_main_process()
-    purge = start_epoch * steps_per_epoch + 1 if start_epoch else None
+    purge = start_epoch * spe + 1 if start_epoch else 0
     writer = TensorBoardWriter(workdir, purge_step=purge) if main else MultiWriter([])
-    callbacks = list(callbacks)
     try:
         if config.attribution.enabled or config.sanity.enabled:
             probe_images, probe_labels = probe_set(config.attribution, splits, workdir)
@@ -249,32 +353,74 @@ def train_and_evaluate(
             callback = attribution_callback(
                 config.attribution, model, probe_images, probe_labels, writer, mesh,
                 os.path.join(workdir, HISTORY_FOLDER) if main else None)
-            callback.compile(callback.variables_of(state))
-            logging.info("Attribution callback compiled in %.1f s", callback.compile_seconds)
+            _compile(callback, "attribution", state, len(probe_labels))
             callbacks.insert(0, callback)
         if config.sanity.enabled:
             callback = sanity_callback(config, model, probe_images, probe_labels, writer)
-            callback.compile(callback.variables_of(state))
-            logging.info("Sanity callback compiled in %.1f s", callback.compile_seconds)
+            _compile(callback, "sanity", state, len(callback.labels))
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
-        if start_epoch:
-            state = checkpoints.restore(start_epoch, state)
-            logging.info("Resuming after epoch %d from %s", start_epoch, workdir)
-        else:
+        if not start_epoch:
             writer.write_hparams(config.to_dict())
             writer.write_texts(0, {"config": f"```\n{config}\n```"})
-        return _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, writer,
+        return _fit(config, state, splits, start_epoch, spe, checkpoints, writer,
                     callback_list, mesh, workdir)
     finally:
         # Also on errors and Ctrl-C: what was logged, and what callbacks still render in the
         # background, reaches the disk.
-        for callback in callbacks:
-            if hasattr(callback, "wait"):
-                callback.wait()
+        _wait_for(callbacks)
         writer.flush()
         writer.close()
         checkpoints.close()
+
+
+def _finished_state(config: ml_collections.ConfigDict, workdir: str) -> Any:
+    """A finished run's final state, restored without compiling anything; else None."""
+    saved = checkpoint_files.saved_epochs(workdir)
+    if not saved or max(saved) < config.num_epochs:
+        return None
+    try:
+        model = models.create_model(config.model, seed=config.seed)
+        like = jax.eval_shape(lambda: steps.create_train_state(
+            model, jax.random.PRNGKey(config.seed), data.IMAGE_SHAPE,
+            steps.make_optimizer(**config.optimizer)))
+        checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
+        try:
+            state = checkpoints.restore(max(saved), like)
+        finally:
+            checkpoints.close()
+    except Exception:  # noqa: BLE001  (a damaged checkpoint: the full path repairs it)
+        return None
+    _log_finished(config, workdir)
+    return state
+
+
+def _log_finished(config: ml_collections.ConfigDict, workdir: str) -> None:
+    logging.info("%s already finished its %d epochs%s; nothing to do (raise "
+                 "--config.num_epochs to train on).", workdir, config.num_epochs,
+                 _summary_of(workdir))
+
+
+def _compile(callback, what: str, state, num_probes: int) -> None:
+    logging.info("Compiling the %s callback: %d methods on %d probes ...", what,
+                 len(callback.methods), num_probes)
+    callback.compile(callback.variables_of(state))
+    logging.info("Compiled the %s callback in %.1f s", what, callback.compile_seconds)
+
+
+def _wait_for(callbacks) -> None:
+    for callback in callbacks:
+        if hasattr(callback, "wait"):
+            callback.wait()
+
+
+def _summary_of(workdir: str) -> str:
+    try:
+        with open(os.path.join(workdir, SUMMARY_FILE)) as f:
+            summary = json.load(f)
+        return f" (test accuracy {100 * summary['eval_accuracy']:.2f}%)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def tensorboard_command(config: ml_collections.ConfigDict, workdir: str,
@@ -307,47 +453,105 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
     callback_list.on_train_begin(state)
     step = start_epoch * steps_per_epoch
     train_start = time.perf_counter()
-    for epoch in range(start_epoch + 1, config.num_epochs + 1):
-        callback_list.on_epoch_begin(epoch, state)
-        epoch_start = time.perf_counter()
-        train_metrics = None
-        for images, labels in data.batches(splits.train_images, splits.train_labels,
-                                           config.batch_size, config.seed, epoch):
-            state, batch_metrics = steps.train_step(state,
-                                                    *parallel.shard_batch(mesh, images, labels))
-            train_metrics = batch_metrics if train_metrics is None else train_metrics.merge(
-                batch_metrics)
-            step += 1
-            logs = None
-            if batch_logs:
-                logs = {k: float(v) for k, v in batch_metrics.compute().items()}
-            callback_list.on_train_batch_end(step, state, logs)
-        logs = {f"train_{k}": float(v) for k, v in train_metrics.compute().items()}
-        train_seconds = time.perf_counter() - epoch_start
-        eval_metrics = evaluate(state, splits.eval_images, splits.eval_labels,
-                                config.eval_batch_size, mesh)
-        logs.update({f"eval_{k}": v for k, v in eval_metrics.items()})
-        checkpoints.save(epoch, state)
-        # "loss/train": loss and accuracy sort before the callbacks' scalars in TensorBoard.
-        writer.write_scalars(step, {"/".join(reversed(k.split("_", 1))): v
-                                    for k, v in logs.items()})
-        _report(epoch, config.num_epochs, start_epoch, logs, train_seconds,
-                steps_per_epoch * config.batch_size, time.perf_counter() - train_start)
-        callback_list.on_epoch_end(epoch, state, logs)
-        if callback_list.stop_training:
-            logging.info("Stopping after epoch %d: a callback asked to stop.", epoch)
-            break
+    epoch, logs = start_epoch, {}
+    try:
+        for epoch in range(start_epoch + 1, config.num_epochs + 1):
+            epoch_start = time.perf_counter()
+            callback_seconds = 0.0
+            callback_list.on_epoch_begin(epoch, state)
+            train_metrics, first_bad = None, jnp.int32(-1)
+            for images, labels in data.batches(splits.train_images, splits.train_labels,
+                                               config.batch_size, config.seed, epoch):
+                state, batch_metrics = steps.train_step(
+                    state, *parallel.shard_batch(mesh, images, labels))
+                train_metrics = batch_metrics if train_metrics is None else (
+                    train_metrics.merge(batch_metrics))
+                step += 1
+                # On the device, no host copy: the first step whose loss is not finite.
+                first_bad = jnp.where((first_bad < 0) & ~jnp.isfinite(
+                    batch_metrics.loss.total), step, first_bad)
+                logs = None
+                if batch_logs:
+                    logs = {k: float(v) for k, v in batch_metrics.compute().items()}
+                started = time.perf_counter()
+                callback_list.on_train_batch_end(step, state, logs)
+                callback_seconds += time.perf_counter() - started
+            _check_finite(config, state, int(first_bad), epoch, step, checkpoints)
+            logs = {f"train_{k}": float(v) for k, v in train_metrics.compute().items()}
+            eval_metrics = evaluate(state, splits.eval_images, splits.eval_labels,
+                                    config.eval_batch_size, mesh)
+            logs.update({f"eval_{k}": v for k, v in eval_metrics.items()})
+            # "loss/train": loss and accuracy sort before the callbacks' scalars in TensorBoard.
+            writer.write_scalars(step, {"/".join(reversed(k.split("_", 1))): v
+                                        for k, v in logs.items()})
+            started = time.perf_counter()
+            callback_list.on_epoch_end(epoch, state, logs)
+            # The epoch counts as done only once its scalars and firings are on disk.
+            _wait_for(callback_list.callbacks)
+            callback_seconds += time.perf_counter() - started
+            writer.flush()
+            checkpoints.save(epoch, state)
+            _report(epoch, config.num_epochs, start_epoch, logs,
+                    time.perf_counter() - epoch_start, callback_seconds,
+                    steps_per_epoch * config.batch_size, time.perf_counter() - train_start)
+            if callback_list.stop_training:
+                logging.info("Stopping after epoch %d: a callback asked to stop.", epoch)
+                break
+    except KeyboardInterrupt:
+        saved = checkpoints.latest_epoch()
+        raise TrainingInterrupted(
+            f"Interrupted in epoch {epoch} at step {step}; "
+            + (f"epochs 1-{saved} are saved in {workdir}: rerun the same command to resume "
+               f"after epoch {saved}." if saved else
+               f"no epoch was finished: rerun the same command to start {workdir} again.")
+        ) from None
     callback_list.on_train_end(state)
-    logging.info("Done: %s. Watch it: %s", workdir, command)
+    _write_summary(workdir, epoch, step, logs)
+    logging.info("Done: test accuracy %.2f%% (loss %.4f) after %d epochs, %.0f s. Logs, "
+                 "checkpoints and history in %s. Watch it: %s",
+                 100 * logs.get("eval_accuracy", float("nan")),
+                 logs.get("eval_loss", float("nan")), epoch,
+                 time.perf_counter() - train_start, workdir, command)
     return state
 
 
-def _report(epoch, num_epochs, start_epoch, logs, train_seconds, examples, elapsed):
+def _check_finite(config, state, first_bad: int, epoch: int, step: int, checkpoints) -> None:
+    """One line when the loss or the parameters are not finite; stops (config.stop_on_nan)."""
+    params_finite = all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(
+        state.params))
+    if first_bad < 0 and params_finite:
+        return
+    where = f"at step {first_bad}" if first_bad >= 0 else f"by step {step}"
+    what = "the loss" if first_bad >= 0 else "the parameters"
+    saved = checkpoints.latest_epoch()
+    message = (f"{what.capitalize()} became NaN or infinite {where} (epoch {epoch}); "
+               f"learning rate {config.optimizer.learning_rate:g}.")
+    if config.stop_on_nan:
+        raise NonFiniteError(
+            f"{message} Stopped without saving epoch {epoch}: the last finite checkpoint is "
+            + (f"epoch {saved}." if saved else "none (no epoch finished).")
+            + " Lower the learning rate, or set --config.stop_on_nan=False to go on.")
+    logging.warning("%s Going on (stop_on_nan is False); the callbacks skip maps that are not "
+                    "finite.", message)
+
+
+def _write_summary(workdir: str, epoch: int, step: int, logs) -> None:
+    if not parallel.is_main_process():
+        return
+    path = os.path.join(workdir, SUMMARY_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"epochs": epoch, "step": step, **logs}, f)
+    os.replace(path + ".tmp", path)
+
+
+def _report(epoch, num_epochs, start_epoch, logs, seconds, callback_seconds, examples,
+            elapsed):
     done = epoch - start_epoch
     eta = elapsed / done * (num_epochs - epoch)
     logging.info(
         "epoch %d/%d  train loss %.4f acc %.4f | eval loss %.4f acc %.4f | "
-        "%.1f s, %.0f examples/s | ETA %.0f s",
+        "%.1f s (callbacks %.1f s), %.0f examples/s | ETA %.0f s",
         epoch, num_epochs, logs["train_loss"], logs["train_accuracy"], logs["eval_loss"],
-        logs["eval_accuracy"], train_seconds, examples / train_seconds, eta,
+        logs["eval_accuracy"], seconds, callback_seconds,
+        examples / max(seconds - callback_seconds, 1e-9), eta,
     )
