@@ -44,6 +44,9 @@ def main(argv):
     except train.TrainingInterrupted as e:
         logging.info("%s", e)
         sys.exit(130)  # The shell's code for a SIGINT.
+    except KeyboardInterrupt:
+        logging.info("Interrupted before training started: rerun the same command to go on.")
+        sys.exit(130)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
