@@ -41,6 +41,8 @@ class SmallNet(nn.Module):
         x = ConvBlock(16)(x)
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))
         x = ConvBlock(32)(x)
+        x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+        x = ConvBlock(64)(x)  # A receptive field of most of the digit before the pooling.
         return nn.Dense(10)(x.mean(axis=(1, 2)))
 
 
@@ -57,7 +59,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
 
     model = SmallNet()
     params = model.init(jax.random.key(0), train_x[:1])["params"]
-    tx = optax.adam(3e-3)
+    tx = optax.adam(1e-2)
     opt_state = tx.init(params)
 
     @jax.jit
@@ -75,6 +77,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
     # the probes every second epoch.
     writer = TensorBoardWriter(logdir)
     probes = select_probes(eval_y, per_class=2)
+    print("probe classes:", sorted(set(eval_y[probes].tolist())))
     callback = CallbackList([
         AttributionCallback(model, eval_x[probes], eval_y[probes], writer, methods=methods),
         SanityCallback(model, eval_x[probes], eval_y[probes], writer, methods=sanity_methods,

@@ -26,40 +26,12 @@ import numpy as np
 
 import attribution
 from attribution import sanity
-from attribution.model_kinds import kind_of
 from callbacks.probes import PROBES_FILE, select_probes
-from trainer import models, steps, train
-from trainer.checkpoints import EpochCheckpoints
+from trainer import models, train
+from trainer.run import restore_final
 
 SIMILARITIES = sanity.DEFAULT_SIMILARITIES
 TARGETS = ("label", "predicted")
-
-
-def restore_final(config: ml_collections.ConfigDict, workdir: str, input_shape: tuple[int, ...]
-                  ) -> tuple[dict[str, Any], int]:
-    """The model's variables in the last checkpoint in `workdir`, and its epoch.
-
-    The variables are what the attribution engine takes for `create_model(config.model)`:
-    `{"params": ..., "batch_stats": ...}` for a linen model, the state for an NNX one.
-
-    Raises:
-        ValueError: If `workdir` holds no checkpoint.
-    """
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        raise ValueError(f"No checkpoints in {workdir!r}; train a run there first.")
-    model = models.create_model(config.model, seed=config.seed)
-    # Shapes only: drawing real initial weights would compile the random draws for nothing.
-    like = jax.eval_shape(lambda: steps.create_train_state(
-        model, jax.random.PRNGKey(config.seed), input_shape,
-        steps.make_optimizer(**config.optimizer)))
-    checkpoints = EpochCheckpoints(workdir)
-    try:
-        epoch = checkpoints.latest_epoch()
-        if not epoch:
-            raise ValueError(f"No checkpoints in {workdir!r}; train a run there first.")
-        return kind_of(model).variables_of(checkpoints.restore(epoch, like)), epoch
-    finally:
-        checkpoints.close()
 
 
 def stored_probes(workdirs: Sequence[str]) -> np.ndarray | None:

@@ -28,6 +28,7 @@ from trainer import compilation_cache as compile_cache
 from trainer import data, models, parallel, steps
 from trainer.checkpoints import FOLDER as CHECKPOINTS_FOLDER
 from trainer.checkpoints import EpochCheckpoints
+from trainer.run import CONFIG_FILE as RUN_CONFIG_FILE
 from trainer.workdir_lock import WorkdirInUse, WorkdirLock
 
 SUMMARY_FILE = "summary.json"  # The finished run's last epoch and its metrics.
@@ -363,6 +364,11 @@ def _train(config, workdir, setup, callbacks):
         if not start_epoch:
             writer.write_hparams(config.to_dict())
             writer.write_texts(0, {"config": f"```\n{config}\n```"})
+        if main:  # For trainer.load_run; written whole or not at all.
+            path = os.path.join(workdir, RUN_CONFIG_FILE)
+            with open(path + ".tmp", "w") as f:
+                f.write(config.to_json(indent=1))
+            os.replace(path + ".tmp", path)
         return _fit(config, state, splits, start_epoch, spe, checkpoints, writer,
                     callback_list, mesh, workdir)
     finally:
