@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 # Run in-process, with their printed output checked, by tests/test_readme_your_model.py.

@@ -17,6 +17,8 @@ from callbacks import TensorBoardWriter, select_probes  # noqa: E402
 from callbacks.keras import KerasAttributionCallback, KerasSanityCallback  # noqa: E402
 from tests.callbacks.test_attribution_callback import read_events  # noqa: E402
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 SHAPE = (28, 28, 1)
 
 

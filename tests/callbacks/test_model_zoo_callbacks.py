@@ -30,6 +30,8 @@ from tests.attribution._zoo import (
 )
 from tests.callbacks.test_attribution_callback import read_events
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 FAST = {"integrated_gradients": {"steps": 4}, "smoothgrad": {"num_samples": 2},
         "occlusion": {"window": 7}}
 

@@ -4,7 +4,11 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from tests.callbacks.test_attribution_callback import read_events
+
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "own_loop.py"
 

@@ -17,6 +17,8 @@ from PIL import Image
 from tests.trainer.test_train import CONFIG_DIR, load_config
 from trainer import train
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -141,6 +141,7 @@ def test_a_workdir_in_use_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path
     WorkdirLock(str(workdir)).release()
 
 
+@pytest.mark.slow
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     config = _config(num_epochs=2)
     straight = train.train_and_evaluate(_config(num_epochs=3), str(tmp_path / "straight"))

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -10,6 +10,8 @@ import pytest
 from tests.trainer.test_train import CONFIG_DIR, load_config, scalars
 from trainer import compare_runs, models, train
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 METHODS = "gradient,guided_backprop"
 

@@ -11,6 +11,8 @@ import time
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ARGS = ["--config", "configs/cnn.py:tiny", "--config.num_epochs=3",
         "--config.data.max_train_examples=2048",  # 32 steps per epoch: time to kill mid-epoch

@@ -17,6 +17,8 @@ from callbacks.base import Callback
 from tests.trainer.test_train import CONFIG_DIR, load_config
 from trainer import train
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 FIRINGS = [0, 1, 2, 4, 8, 16, 24, 32]  # Log-spaced, 8 steps per epoch, 4 epochs.
 
 

@@ -20,6 +20,8 @@ from flax import serialization
 from configs import cnn_gap
 from trainer import train
 
+pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEVICES = 4
 

@@ -48,6 +48,7 @@ def scalars(workdir) -> dict[str, list[tuple[int, float]]]:
     return {tag: sorted(points) for tag, points in series.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.stem for p in CONFIG_FILES])
 def test_config_small_variant_trains_end_to_end(path, tmp_path):
     config = load_config(path)
@@ -104,6 +105,7 @@ def _tiny_cnn(num_epochs=3, config_file="cnn.py"):
     return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config_file", ["cnn_bn.py", "cnn_nnx.py"])
 def test_resume_after_interrupt_matches_uninterrupted_run(config_file, tmp_path):
     """Linen with BatchNorm + Dropout, and NNX, resume exactly (statistics too)."""
