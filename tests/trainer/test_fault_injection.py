@@ -55,10 +55,11 @@ def uninterrupted(tmp_path_factory):
     return _events(workdir)
 
 
-def test_killed_five_times_then_resumed_equals_an_uninterrupted_run(uninterrupted, tmp_path):
+def test_killed_six_times_then_resumed_equals_an_uninterrupted_run(uninterrupted, tmp_path):
     workdir = tmp_path / "run"
     faults = [
         ("Compiling the attribution callback", signal.SIGKILL, 0.5),  # during compile
+        ("Watch it:", signal.SIGINT, 1.0),  # in epoch 1, after the step-0 firing
         ("epoch 1/3", signal.SIGKILL, 0.0),  # right after an epoch line
         ("Compiling the sanity callback", signal.SIGINT, 0.2),  # Ctrl-C while compiling
         ("epoch 2/3", signal.SIGINT, 0.4),  # Ctrl-C in the middle of epoch 3
