@@ -357,8 +357,9 @@ def _train(config, workdir, setup, callbacks):
             _compile(callback, "attribution", state, len(probe_labels))
             callbacks.insert(0, callback)
         if config.sanity.enabled:
+            # Compiled in its on_train_begin, after the attribution callback's step-0
+            # firing: the first pictures do not wait for these checks.
             callback = sanity_callback(config, model, probe_images, probe_labels, writer)
-            _compile(callback, "sanity", state, len(callback.labels))
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
         if not start_epoch:
@@ -456,7 +457,13 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
     logging.info("Watch it: %s", command)
     batch_logs = callback_list.batch_logs
     callback_list.set_params({"epochs": config.num_epochs, "steps": steps_per_epoch})
+    sanity = [c for c in callback_list.callbacks if isinstance(c, SanityCallback)]
+    for callback in sanity:
+        logging.info("Compiling the sanity callback after the first pictures: %d methods on "
+                     "%d probes ...", len(callback.methods), len(callback.labels))
     callback_list.on_train_begin(state)
+    for callback in sanity:
+        logging.info("Compiled the sanity callback in %.1f s", callback.compile_seconds)
     step = start_epoch * steps_per_epoch
     train_start = time.perf_counter()
     epoch, logs = start_epoch, {}
