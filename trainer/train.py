@@ -514,8 +514,8 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
         saved = checkpoints.latest_epoch()
         raise TrainingInterrupted(
             f"Interrupted in epoch {epoch} at step {step}; "
-            + (f"epochs 1-{saved} are saved in {workdir}: rerun the same command to resume "
-               f"after epoch {saved}." if saved else
+            + (f"{'epoch 1 is' if saved == 1 else f'epochs 1-{saved} are'} saved in "
+               f"{workdir}: rerun the same command to resume after epoch {saved}." if saved else
                f"no epoch was finished: rerun the same command to start {workdir} again.")
         ) from None
     callback_list.on_train_end(state)
