@@ -33,21 +33,23 @@ class EpochCheckpoints:
         """The state saved after `epoch`, with `like`'s structure (apply_fn, tx)."""
         return self._manager.restore(epoch, args=ocp.args.StandardRestore(like))
 
-    def restore_latest_intact(self, like: train_state.TrainState
+    def restore_latest_intact(self, like: train_state.TrainState, delete_damaged: bool = True
                               ) -> tuple[int, train_state.TrainState | None]:
         """(epoch, state) of the newest checkpoint that restores; (0, None) when none does.
 
         A damaged checkpoint (a run killed while the disk was full, a truncated file) is
-        reported, deleted so that its epoch can be saved again, and the next older one tried.
+        reported and the next older one tried; with `delete_damaged` (a run about to train)
+        it is deleted, so that its epoch can be saved again.
         """
         for epoch in sorted(self._manager.all_steps(), reverse=True):
             try:
                 return epoch, self.restore(epoch, like)
             except Exception as e:  # noqa: BLE001  (orbax / TensorStore raise many kinds)
                 logging.warning("The checkpoint of epoch %d in %s is damaged (%s: %s); "
-                                "deleting it and trying the previous one.", epoch, self.folder,
+                                "trying the previous one.", epoch, self.folder,
                                 type(e).__name__, " ".join(str(e).split())[:200])
-                self._manager.delete(epoch)
+                if delete_damaged:
+                    self._manager.delete(epoch)
         return 0, None
 
     def save(self, epoch: int, state: train_state.TrainState) -> None:

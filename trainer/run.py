@@ -50,6 +50,16 @@ class Run:
     workdir: str
 
 
+def abstract_train_state(config: ml_collections.ConfigDict,
+                         input_shape: tuple[int, ...] = data.IMAGE_SHAPE) -> Any:
+    """The config's TrainState as shapes only: a template to restore into, compiling nothing
+    (drawing real initial weights would compile the random draws for nothing)."""
+    model = models.create_model(config.model, seed=config.seed)
+    return jax.eval_shape(lambda: steps.create_train_state(
+        model, jax.random.PRNGKey(config.seed), input_shape,
+        steps.make_optimizer(**config.optimizer)))
+
+
 def restore_final(config: ml_collections.ConfigDict, workdir: str,
                   input_shape: tuple[int, ...] = data.IMAGE_SHAPE) -> tuple[Any, int]:
     """The model's variables in the newest intact checkpoint in `workdir`, and its epoch.
@@ -63,21 +73,16 @@ def restore_final(config: ml_collections.ConfigDict, workdir: str,
     """
     if not saved_epochs(workdir):
         raise ValueError(f"No checkpoints in {workdir!r}; train a run there first.")
-    model = models.create_model(config.model, seed=config.seed)
-    # Shapes only: drawing real initial weights would compile the random draws for nothing.
-    like = jax.eval_shape(lambda: steps.create_train_state(
-        model, jax.random.PRNGKey(config.seed), input_shape,
-        steps.make_optimizer(**config.optimizer)))
     checkpoints = EpochCheckpoints(workdir)
     try:
-        for epoch in reversed(saved_epochs(workdir)):
-            try:
-                return kind_of(model).variables_of(checkpoints.restore(epoch, like)), epoch
-            except Exception:  # noqa: BLE001, S112  (a damaged checkpoint: try the previous)
-                continue
+        epoch, state = checkpoints.restore_latest_intact(
+            abstract_train_state(config, input_shape), delete_damaged=False)
     finally:
         checkpoints.close()
-    raise ValueError(f"No checkpoint in {workdir!r} restores: all are damaged.")
+    if state is None:
+        raise ValueError(f"No checkpoint in {workdir!r} restores: all are damaged.")
+    model = models.create_model(config.model, seed=config.seed)
+    return kind_of(model).variables_of(state), epoch
 
 
 def load_run(workdir: str) -> Run:

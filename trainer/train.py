@@ -29,6 +29,7 @@ from trainer import data, models, parallel, steps
 from trainer.checkpoints import FOLDER as CHECKPOINTS_FOLDER
 from trainer.checkpoints import EpochCheckpoints
 from trainer.run import CONFIG_FILE as RUN_CONFIG_FILE
+from trainer.run import abstract_train_state
 from trainer.workdir_lock import WorkdirInUse, WorkdirLock
 
 SUMMARY_FILE = "summary.json"  # The finished run's last epoch and its metrics.
@@ -387,13 +388,9 @@ def _finished_state(config: ml_collections.ConfigDict, workdir: str) -> Any:
     if not saved or max(saved) < config.num_epochs:
         return None
     try:
-        model = models.create_model(config.model, seed=config.seed)
-        like = jax.eval_shape(lambda: steps.create_train_state(
-            model, jax.random.PRNGKey(config.seed), data.IMAGE_SHAPE,
-            steps.make_optimizer(**config.optimizer)))
         checkpoints = EpochCheckpoints(workdir, config.checkpoint_max_to_keep)
         try:
-            state = checkpoints.restore(max(saved), like)
+            state = checkpoints.restore(max(saved), abstract_train_state(config))
         finally:
             checkpoints.close()
     except Exception:  # noqa: BLE001  (a damaged checkpoint: the full path repairs it)
@@ -530,8 +527,8 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
 
 def _check_finite(config, state, first_bad: int, epoch: int, step: int, checkpoints) -> None:
     """One line when the loss or the parameters are not finite; stops (config.stop_on_nan)."""
-    params_finite = all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(
-        state.params))
+    params_finite = bool(jnp.all(jnp.stack([jnp.isfinite(leaf).all()
+                                            for leaf in jax.tree.leaves(state.params)])))
     if first_bad < 0 and params_finite:
         return
     where = f"at step {first_bad}" if first_bad >= 0 else f"by step {step}"
