@@ -33,9 +33,10 @@ class BackgroundJobs:
                                                            initializer=_lower_priority)
         self._pending: list[concurrent.futures.Future] = []
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queues `fn(*args)`."""
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """Queues `fn(*args)`; returns its future."""
         self._pending.append(self._pool.submit(fn, *args))
+        return self._pending[-1]
 
     def raise_errors(self) -> None:
         """Re-raises the error of a finished job, if any; does not wait for the others."""

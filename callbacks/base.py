@@ -58,6 +58,10 @@ class Callback:
 
     stop_training: bool = False
     batch_logs: bool = False
+    # Whether a loop that checkpoints waits for all of this callback's background work first
+    # (its `wait()`), so that a saved epoch implies its firing is on disk. False: the loop
+    # calls `wait(before_step=step)` and the callback redoes a firing at the resume step itself.
+    checkpoint_waits: bool = True
 
     def set_params(self, params: Mapping[str, Any]) -> None:
         pass

@@ -21,6 +21,7 @@ Tags written (the interface; see README), `<method>` for each checked method:
   sanity/similarity_vs_randomized_layers      image: similarity per cascading stage
 """
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -58,11 +59,19 @@ class SanityCallback(ScheduledCallback):
     """Scores each attribution method's sanity checks on a schedule and logs them.
 
     Checked on the model's predicted classes (as the paper does), for a subset of the probe
-    digits. Everything is compiled once at `on_train_begin`; a firing runs one compiled call,
-    copies its results to the host once, and renders and writes on a background thread.
+    digits. Off the training path: `on_train_begin` queues the one compilation of every check
+    on the callback's background thread and returns; a firing copies the parameters (a
+    snapshot the next training steps cannot change) and queues the run, the one host copy of
+    its results, the rendering and the writing on the same thread. Training never waits for
+    them, only `wait` and `on_train_end` do; `timing/sanity_ms` logs each firing's time from
+    the start of its run to its results on the host.
 
     TensorBoard step: the global optimizer step (0 = the untrained model).
     """
+
+    # A loop saves an epoch's checkpoint without waiting for that epoch's firing (only for
+    # earlier ones); with a `record_path`, a resumed run redoes the firing if it was lost.
+    checkpoint_waits = False
 
     def __init__(
         self,
@@ -84,6 +93,7 @@ class SanityCallback(ScheduledCallback):
         model_kwargs: Mapping[str, Any] | None = None,
         logits: Any = None,
         preprocess: Callable[[jax.Array], jax.Array] | None = None,
+        record_path: str | None = None,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
@@ -107,6 +117,10 @@ class SanityCallback(ScheduledCallback):
             `attribution.sanity.reinit`), stochastic methods' noise and the random faithfulness
             baseline; the same every firing, so scores compare across epochs.
           model_kwargs, logits, preprocess: how to call the model (see AttributionCallback).
+          record_path: a text file of the steps whose scores are written (one per line, each
+            appended once the writer has flushed them). A run resumed at step S (the state's
+            `step`) forgets later steps and fires at S when S is a scheduled epoch end the
+            file lacks: the firing a killed run had not finished. None: no record.
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         self._range = render.display_range(probe_images)
@@ -139,13 +153,18 @@ class SanityCallback(ScheduledCallback):
         self._compiled: Any = None
         self._stage_names: dict[str, tuple[str, ...]] = {}
         self._background = BackgroundJobs("sanity")
+        self._queued: list[tuple[int, Any]] = []  # (step, future) of each queued firing.
+        self.record_path = record_path
         self.compile_seconds = 0.0
         self.timings: list[float] = []  # Milliseconds of compute per firing.
 
     # Hooks -------------------------------------------------------------------------------------
 
     def on_train_begin(self, state: Any) -> None:
-        self.compile(self.variables_of(state))
+        self._background.submit(self.compile, snapshot(self.variables_of(state)))
+        if self.record_path:
+            self.last_fired = max(self._read_record(int(getattr(state, "step", 0) or 0)),
+                                  default=-1)
         super().on_train_begin(state)
 
     def on_train_end(self, state: Any) -> None:
@@ -221,22 +240,47 @@ class SanityCallback(ScheduledCallback):
         self.compile_seconds = time.perf_counter() - start
 
     def fire(self, step: int, state: Any) -> None:
-        """Runs every check with the current parameters and logs the scores at `step`."""
+        """Queues every check on the current parameters; the scores are logged at `step`."""
         self._background.raise_errors()
-        variables = self.variables_of(state)
-        if self._compiled is None:
-            self.compile(variables)
+        self._queued.append((step, self._background.submit(
+            self._run_and_write, step, snapshot(self.variables_of(state)))))
+
+    def wait(self, before_step: int | None = None) -> None:
+        """Blocks until every queued firing (only those at steps before `before_step`, if
+        given) is written; re-raises the first error."""
+        if before_step is None:
+            self._background.wait()
+            self._queued.clear()
+            return
+        for step, future in [q for q in self._queued if q[0] < before_step]:
+            future.result()
+            self._queued.remove((step, future))
+
+    def _read_record(self, resume_step: int) -> list[int]:
+        """The recorded steps up to `resume_step`; later ones are dropped from the file."""
+        try:
+            with open(self.record_path) as f:
+                steps = [int(line) for line in f if line.strip().isdigit()]
+        except FileNotFoundError:
+            steps = []
+        kept = [s for s in steps if s <= resume_step]
+        with open(self.record_path + ".tmp", "w") as f:
+            f.writelines(f"{s}\n" for s in kept)
+        os.replace(self.record_path + ".tmp", self.record_path)
+        return kept
+
+    # Background thread -------------------------------------------------------------------------
+
+    def _run_and_write(self, step: int, variables: Any) -> None:
+        self.compile(variables)  # Already done unless fired without on_train_begin.
         start = time.perf_counter()
-        out = self._compiled(variables, *self._args)
-        host = jax.device_get(out)  # The one copy per firing (it also waits for the compute).
+        host = jax.device_get(self._compiled(variables, *self._args))  # The one host copy.
         self.timings.append(1000.0 * (time.perf_counter() - start))
-        self._background.submit(self._render_and_write, step, host, self.timings[-1])
-
-    def wait(self) -> None:
-        """Blocks until every queued render-and-write is done; re-raises its error."""
-        self._background.wait()
-
-    # Rendering (background thread) -------------------------------------------------------------
+        self._render_and_write(step, host, self.timings[-1])
+        if self.record_path:
+            self.writer.flush()
+            with open(self.record_path, "a") as f:
+                f.write(f"{step}\n")
 
     def _render_and_write(self, step: int, out: dict[str, Any], time_ms: float) -> None:
         out = {**out, "maps": finite_or_blank(out["maps"], f"SanityCallback at step {step}")}
@@ -283,6 +327,13 @@ class SanityCallback(ScheduledCallback):
             if titles:
                 bars.append((kind, f"{', '.join(titles)}: each map to its own 99th percentile"))
         return render.with_legend(render.grid(np.stack(rows), row_labels, col_labels), bars)
+
+
+def snapshot(variables: Any) -> Any:
+    """A copy of every array leaf (dispatched asynchronously): training steps that donate or
+    replace the originals leave it intact while a background firing reads it."""
+    return jax.tree.map(lambda leaf: jnp.copy(leaf) if isinstance(leaf, jax.Array) else leaf,
+                        variables)
 
 
 def _cumulative(stage_names: Sequence[str]) -> list[str]:

@@ -33,6 +33,7 @@ from trainer.run import abstract_train_state
 from trainer.workdir_lock import WorkdirInUse, WorkdirLock
 
 SUMMARY_FILE = "summary.json"  # The finished run's last epoch and its metrics.
+SANITY_RECORD = "sanity_steps.txt"  # Steps whose sanity scores are written (resume redoes one).
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.MnistSplits:
@@ -165,7 +166,8 @@ def sanity_methods(config: ml_collections.ConfigDict) -> dict[str, dict]:
 
 
 def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.ndarray,
-                    probe_labels: np.ndarray, writer) -> SanityCallback:
+                    probe_labels: np.ndarray, writer, record_path: str | None = None
+                    ) -> SanityCallback:
     """The SanityCallback the config's `sanity` section describes, on the attribution probes."""
     section = config.sanity
     return SanityCallback(
@@ -175,7 +177,7 @@ def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.n
         at_end=section.at_end, independent=section.independent,
         figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
         invariance_shift=section.invariance_shift, seed=section.seed,
-        **model_options(config.attribution),
+        record_path=record_path, **model_options(config.attribution),
     )
 
 
@@ -358,9 +360,10 @@ def _train(config, workdir, setup, callbacks):
             _compile(callback, "attribution", state, len(probe_labels))
             callbacks.insert(0, callback)
         if config.sanity.enabled:
-            # Compiled in its on_train_begin, after the attribution callback's step-0
-            # firing: the first pictures do not wait for these checks.
-            callback = sanity_callback(config, model, probe_images, probe_labels, writer)
+            # Compiled on its own thread from its on_train_begin, after the attribution
+            # callback's step-0 firing: neither the first pictures nor training wait for it.
+            callback = sanity_callback(config, model, probe_images, probe_labels, writer,
+                                       os.path.join(workdir, SANITY_RECORD) if main else None)
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
         if not start_epoch:
@@ -455,12 +458,11 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
     batch_logs = callback_list.batch_logs
     callback_list.set_params({"epochs": config.num_epochs, "steps": steps_per_epoch})
     sanity = [c for c in callback_list.callbacks if isinstance(c, SanityCallback)]
-    for callback in sanity:
-        logging.info("Compiling the sanity callback after the first pictures: %d methods on "
-                     "%d probes ...", len(callback.methods), len(callback.labels))
     callback_list.on_train_begin(state)
     for callback in sanity:
-        logging.info("Compiled the sanity callback in %.1f s", callback.compile_seconds)
+        logging.info("Compiling the sanity callback in the background (%d methods on %d "
+                     "probes); its firings run beside training.", len(callback.methods),
+                     len(callback.labels))
     step = start_epoch * steps_per_epoch
     train_start = time.perf_counter()
     epoch, logs = start_epoch, {}
@@ -496,8 +498,11 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
                                         for k, v in logs.items()})
             started = time.perf_counter()
             callback_list.on_epoch_end(epoch, state, logs)
-            # The epoch counts as done only once its scalars and firings are on disk.
-            _wait_for(callback_list.callbacks)
+            # The epoch counts as done only once its scalars and firings are on disk (the
+            # sanity scores excepted: they run beside the next epoch, see SanityCallback).
+            for callback in callback_list.callbacks:
+                if hasattr(callback, "wait"):
+                    callback.wait() if callback.checkpoint_waits else callback.wait(step)
             callback_seconds += time.perf_counter() - started
             writer.flush()
             checkpoints.save(epoch, state)
@@ -516,6 +521,11 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
                f"no epoch was finished: rerun the same command to start {workdir} again.")
         ) from None
     callback_list.on_train_end(state)
+    for callback in sanity:
+        if callback.timings:
+            logging.info("Sanity checks: compiled in %.1f s; %d firings, %.1f s each (median), "
+                         "beside training.", callback.compile_seconds, len(callback.timings),
+                         np.median(callback.timings) / 1000)
     _write_summary(workdir, epoch, step, logs)
     logging.info("Done: test accuracy %.2f%% (loss %.4f) after %d epochs, %.0f s. Logs, "
                  "checkpoints and history in %s. Watch it: %s",
