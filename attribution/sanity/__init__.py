@@ -39,6 +39,7 @@ from attribution.sanity.randomization import (
     random_variables,
     randomization_scores,
     randomize_layers,
+    run_together,
     stages,
 )
 from attribution.sanity.similarity import (
@@ -78,6 +79,7 @@ __all__ = [
     "make_randomization_check",
     "random_variables",
     "randomization_scores",
+    "run_together",
     "randomize_layers",
     "settled_step",
     "shifted_classifier",

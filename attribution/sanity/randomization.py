@@ -48,6 +48,7 @@ __all__ = [
     "random_variables",
     "randomization_scores",
     "randomize_layers",
+    "run_together",
     "stages",
 ]
 
@@ -95,6 +96,11 @@ class RandomizationCheck:
         methods: Method names, in the order of `method_fns`.
         similarities: Similarity names (keys of `SIMILARITIES`).
         random_variables: The fully re-initialized variables (depend on the seed only).
+        mask: bool `[S + 1, L]`: row 0 the trained model, row s the layers random at stage s.
+        staged_maps: Pure `staged_maps(variables, random_variables, images, key, rows)` ->
+            `({method: maps [R, N, H, W, C]}, targets int32 [R, N])` for the models of the
+            `R` mask rows `rows`, as one `lax.map` (see `run_together`).
+        summarize: Pure `summarize(maps, targets)` for the rows of `mask`: `run`'s result.
         run: Pure, jittable `run(variables, random_variables, images [N, H, W, C], key) ->
             {"scores": {method: {similarity: float32 [S]}} (mean over the N probes),
             "maps": {method: float32 [S + 1, P, H, W, C]} (trained first, then each stage, for
@@ -109,6 +115,9 @@ class RandomizationCheck:
     methods: tuple[str, ...]
     similarities: tuple[str, ...]
     random_variables: Any
+    mask: np.ndarray
+    staged_maps: Callable[..., tuple[dict[str, jax.Array], jax.Array]]
+    summarize: Callable[[dict[str, jax.Array], jax.Array], dict[str, Any]]
     run: Callable[[Any, Any, jax.Array, jax.Array], dict[str, Any]]
 
 
@@ -165,8 +174,8 @@ def make_randomization_check(
     leaf_index = [layers.index(o) if o in layers else None for o in owners]
     fns = dict(method_fns)
 
-    def run(variables: Any, random_variables: Any, images: jax.Array,
-            key: jax.Array) -> dict[str, Any]:
+    def staged_maps(variables: Any, random_variables: Any, images: jax.Array, key: jax.Array,
+                    rows: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
         variables = kind.variables_of(variables)
 
         def stage(row: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
@@ -179,7 +188,9 @@ def make_randomization_check(
             return {m: fn(staged, images, targets, key) for m, fn in fns.items()}, targets
 
         # One traced body for all stages: each method compiles once, not once per stage.
-        maps, targets = jax.lax.map(stage, jnp.asarray(mask))
+        return jax.lax.map(stage, rows)
+
+    def summarize(maps: dict[str, jax.Array], targets: jax.Array) -> dict[str, Any]:
         scores = {
             m: {s: jnp.mean(jax.vmap(lambda x, f=f, m=m: f(maps[m][0], x))(maps[m][1:]), axis=1)
                 for s, f in sims.items()}
@@ -188,10 +199,44 @@ def make_randomization_check(
         kept = {m: v[:, :num_maps] for m, v in maps.items()}
         return {"scores": scores, "maps": kept, "targets": targets}
 
+    def run(variables: Any, random_variables: Any, images: jax.Array,
+            key: jax.Array) -> dict[str, Any]:
+        return summarize(*staged_maps(variables, random_variables, images, key,
+                                      jnp.asarray(mask)))
+
     return RandomizationCheck(
         mode=mode, layers=tuple(layers), stages=tuple(tuple(g) for g in groups),
         stage_names=tuple(g[-1] for g in groups), methods=tuple(fns),
-        similarities=tuple(sims), random_variables=fresh, run=run)
+        similarities=tuple(sims), random_variables=fresh, mask=mask, staged_maps=staged_maps,
+        summarize=summarize, run=run)
+
+
+def run_together(checks: Sequence[RandomizationCheck], variables: Any, random_variables: Any,
+                 images: jax.Array, key: jax.Array) -> dict[str, dict[str, Any]]:
+    """Runs checks of one model and one set of methods (e.g. cascading and independent) as
+    one `lax.map` over all their stages, the trained model once: each method is traced and
+    compiled once for all of them, not once per check.
+
+    Returns:
+        `{check.mode: check.run(...)'s result}`, the same values as running each check alone.
+
+    Raises:
+        ValueError: If the checks differ in model layers or methods.
+    """
+    first = checks[0]
+    for check in checks[1:]:
+        if (check.layers, check.methods) != (first.layers, first.methods):
+            raise ValueError("run_together needs checks built for the same model and methods.")
+    rows = np.concatenate([first.mask[:1], *(check.mask[1:] for check in checks)])
+    maps, targets = first.staged_maps(variables, random_variables, images, key,
+                                      jnp.asarray(rows))
+    out, start = {}, 1
+    for check in checks:
+        picked = np.concatenate([[0], np.arange(start, start + len(check.stages))])
+        out[check.mode] = check.summarize({m: v[picked] for m, v in maps.items()},
+                                          targets[picked])
+        start += len(check.stages)
+    return out
 
 
 class RandomizationResult(NamedTuple):
