@@ -108,6 +108,29 @@ def test_check_matches_randomize_layers_stage_by_stage(tiny, mode):
                 np.testing.assert_allclose(result.scores[name][sim][s - 1], want, atol=1e-5)
 
 
+def test_checks_run_together_equal_each_check_alone(tiny):
+    model, variables, images = tiny
+    fns = {name: attribution.build(name, model, variables, SHAPE)
+           for name in ("gradient", "integrated_gradients")}
+    checks = [sanity.make_randomization_check(fns, model, variables, SHAPE, mode=mode, seed=3,
+                                              num_maps=n)
+              for mode, n in (("cascading", 2), ("independent", 1))]
+    key = jax.random.key(1)
+    together = jax.jit(lambda v, r, x, k: sanity.run_together(checks, v, r, x, k))(
+        variables, checks[0].random_variables, images, key)
+    assert set(together) == {"cascading", "independent"}
+    for check in checks:
+        alone = jax.jit(check.run)(variables, check.random_variables, images, key)
+        assert len(alone["targets"]) == len(check.stages) + 1
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     together[check.mode], alone)
+    other = sanity.make_randomization_check({"gradient": fns["gradient"]}, model, variables,
+                                            SHAPE, mode="independent")
+    with pytest.raises(ValueError, match="same model and methods"):
+        sanity.run_together([checks[0], other], variables, checks[0].random_variables, images,
+                            key)
+
+
 def test_check_rejects_bad_options(tiny):
     model, variables, images = tiny
     fns = {"gradient": attribution.build("gradient", model, variables, SHAPE)}
