@@ -30,7 +30,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
 
-def child(callbacks_on: bool, epochs: int, digits: int, workdir: str) -> dict:
+def child(callbacks: str, epochs: int, digits: int, workdir: str) -> dict:
     import numpy as np
 
     from configs import cnn
@@ -49,8 +49,8 @@ def child(callbacks_on: bool, epochs: int, digits: int, workdir: str) -> dict:
     train.load_data = tiled  # Synthesized full-size epochs: timing only.
     config = cnn.get_config()
     config.num_epochs = epochs
-    if not callbacks_on:
-        config.attribution.enabled = config.sanity.enabled = False
+    config.attribution.enabled = callbacks in ("both", "attribution")
+    config.sanity.enabled = callbacks in ("both", "sanity")
     epoch_seconds = []
     reported = train._report
 
@@ -69,15 +69,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--digits", type=int, default=60_000, help="training digits per epoch")
-    parser.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--each", action="store_true",
+                        help="also run each callback alone, and print every epoch's time")
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = child(args.child == "on", args.epochs, args.digits, args.workdir)
+        result = child(args.child, args.epochs, args.digits, args.workdir)
         print(json.dumps(result))
         return
     results = {}
-    for side in ("off", "on"):
+    for side in ("off", "both", *(("attribution", "sanity") if args.each else ())):
         with tempfile.TemporaryDirectory() as workdir:
             done = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--child", side, "--workdir",
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{os.cpu_count()} cores, load average {load}\n")
     print("| measure | callbacks off | both callbacks on | ratio |")
     print("|---|---|---|---|")
-    off, on = results["off"], results["on"]
+    off, on = results["off"], results["both"]
     for label, a, b in (("whole train_and_evaluate, s", off["total"], on["total"]),
                         ("sum of epoch times, s", sum(off["epochs"]), sum(on["epochs"])),
                         ("first epoch, s", off["epochs"][0], on["epochs"][0]),
@@ -100,7 +102,13 @@ def main(argv: list[str] | None = None) -> None:
                             len(on["epochs"][1:]) // 2])):
         ratio = f"**{b / a:.3f}x**" if a else "-"
         print(f"| {label} | {a:.1f} | {b:.1f} | {ratio} |")
+    if args.each:
+        print("\nEvery epoch's time (s), training + evaluation + waiting for callbacks:\n")
+        for side, result in results.items():
+            print(f"- {side}: total {result['total']:.1f}; epochs "
+                  f"{', '.join(f'{t:.1f}' for t in result['epochs'])}")
 
 
 if __name__ == "__main__":
     main()
+

@@ -103,7 +103,8 @@ def jax_child(spec: dict) -> dict:
 
     weights = np.load(spec["weights"], allow_pickle=True)
     probes = np.load(spec["probes"])
-    out = {"threads": len(cores), "version": f"jax {jax.__version__}", "times": {}}
+    out = {"threads": len(cores), "version": f"jax {jax.__version__}", "times": {},
+           "matmul_gflops": _matmul_gflops(), "gradient_gflop": {}}
     maps = {}
     for n in spec["probes_n"]:
         images = jnp.asarray(probes["images"][:n])
@@ -122,9 +123,40 @@ def jax_child(spec: dict) -> dict:
 
             out["times"][f"{name}/{n}"] = _time_calls(call, spec["repeats"])
             maps[f"{name}/{n}"] = np.asarray(result["maps"])
+            if name == "gradient":
+                out["gradient_gflop"][str(n)] = _gradient_gflop(variables, images, targets)
     if spec.get("maps"):
         np.savez(spec["maps"], **{k.replace("/", "@"): v for k, v in maps.items()})
     return out
+
+
+def _matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The best rate of a float32 `size` x `size` matmul under XLA here, GFLOP/s."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((size, size), jnp.float32)
+    product = jax.jit(lambda x: x @ x)
+    times = _time_calls(lambda: product(a).block_until_ready(), repeats)
+    return 2 * size**3 / (min(times) / 1e3) / 1e9
+
+
+def _gradient_gflop(variables, images, targets) -> float:
+    """XLA's FLOP count of one input-gradient pass of the CNN over `images` (unsplit: the
+    cost analysis counts a loop's body once)."""
+    import jax
+    import jax.numpy as jnp
+
+    from trainer import models
+
+    model = models.create_model("cnn")
+
+    def total(x):
+        logits = model.apply(variables, x)
+        return jnp.sum(jnp.take_along_axis(logits, targets[:, None], axis=1))
+
+    compiled = jax.jit(jax.grad(total)).lower(images).compile()
+    return compiled.cost_analysis()["flops"] / 1e9
 
 
 # Torch side ---------------------------------------------------------------------------------
@@ -345,7 +377,16 @@ def main(argv: list[str] | None = None) -> None:
           f"{runs['torch'][0]['threads']} (interop 1) on {runs['torch'][0]['cores']} pinned "
           f"cores")
     print(f"- {args.rounds} alternating processes per side x {args.repeats} timed calls after a "
-          f"warm-up; medians; ratio = Captum / ours\n")
+          f"warm-up; medians; ratio = Captum / ours")
+    rate = statistics.median(run["matmul_gflops"] for run in runs["jax"])
+    for n in probes_n:
+        if f"gradient/{n}" in runs["jax"][0]["times"]:
+            ms = statistics.median(t for run in runs["jax"] for t in run["times"][f"gradient/{n}"])
+            gflop = runs["jax"][0]["gradient_gflop"][str(n)]
+            print(f"- one gradient pass, N = {n}: {gflop:.2f} GFLOP (XLA's count) in {ms:.1f} ms "
+                  f"= {gflop / ms * 1e3:.0f} GFLOP/s, {100 * gflop / ms * 1e3 / rate:.0f}% of a "
+                  f"2048x2048 float32 matmul's {rate:.0f} GFLOP/s in the same processes")
+    print()
     print("| method | N | Captum ms | ours ms | ratio | max abs diff (rel.) | correlation |")
     print("|---|---|---|---|---|---|---|")
     for n in probes_n:
