@@ -459,6 +459,12 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
     callback_list.set_params({"epochs": config.num_epochs, "steps": steps_per_epoch})
     sanity = [c for c in callback_list.callbacks if isinstance(c, SanityCallback)]
     callback_list.on_train_begin(state)
+    if not start_epoch:
+        # The step-0 pictures are written before the first step: training, at a higher
+        # priority than the writing thread, would otherwise delay them by a second or two.
+        for callback in callback_list.callbacks:
+            if isinstance(callback, AttributionCallback):
+                callback.wait()
     for callback in sanity:
         logging.info("Compiling the sanity callback in the background (%d methods on %d "
                      "probes); its firings run beside training.", len(callback.methods),
