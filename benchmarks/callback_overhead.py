@@ -35,9 +35,11 @@ section: the attribution section's methods and options, `num_probes` of the same
 independent randomization, faithfulness steps), on the trained weights:
 
   - `callback.compile_seconds`, the one compilation of every check;
-  - per firing (median of `--sanity-firings`): the foreground (the compiled call and its one
-    host copy, `callback.timings`) and the render and write on the background thread;
-  - its share of a 60,000-digit epoch, amortized over its schedule (every N epochs).
+  - per firing (median of `--sanity-firings`): what the loop waits for (the parameter
+    snapshot and the queueing), and beside training, on the callback's thread, the compiled
+    call and its one host copy (`callback.timings`), the render and the write;
+  - that work's share of a 60,000-digit epoch, amortized over its schedule (every N epochs):
+    at most what it takes from training.
 
 Run from the repository root:
 

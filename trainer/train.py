@@ -415,10 +415,16 @@ def _compile(callback, what: str, state, num_probes: int) -> None:
     logging.info("Compiled the %s callback in %.1f s", what, callback.compile_seconds)
 
 
-def _wait_for(callbacks) -> None:
+def _wait_for(callbacks, checkpoint_step: int | None = None) -> None:
+    """Waits for the callbacks' background work; before the checkpoint at `checkpoint_step`,
+    a callback that does not hold checkpoints (`checkpoint_waits`) only for earlier firings."""
     for callback in callbacks:
-        if hasattr(callback, "wait"):
+        if not hasattr(callback, "wait"):
+            continue
+        if checkpoint_step is None or callback.checkpoint_waits:
             callback.wait()
+        else:
+            callback.wait(before_step=checkpoint_step)
 
 
 def _summary_of(workdir: str) -> str:
@@ -506,9 +512,7 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
             callback_list.on_epoch_end(epoch, state, logs)
             # The epoch counts as done only once its scalars and firings are on disk (the
             # sanity scores excepted: they run beside the next epoch, see SanityCallback).
-            for callback in callback_list.callbacks:
-                if hasattr(callback, "wait"):
-                    callback.wait() if callback.checkpoint_waits else callback.wait(step)
+            _wait_for(callback_list.callbacks, checkpoint_step=step)
             callback_seconds += time.perf_counter() - started
             writer.flush()
             checkpoints.save(epoch, state)
