@@ -21,9 +21,8 @@ Tags written (the interface; see README), `<method>` for each checked method:
   sanity/similarity_vs_randomized_layers      image: similarity per cascading stage
 """
 
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -41,6 +40,7 @@ from callbacks.schedule import Schedule
 from callbacks.scheduled import ScheduledCallback
 from callbacks.titles import METHOD_TITLES
 
+DONE_TAG = "timing/sanity_ms"  # A firing's last tag written, and its time.
 RANDOM_BASELINE = "random"  # Faithfulness reference: a fixed uniform-random map per probe.
 
 
@@ -70,7 +70,7 @@ class SanityCallback(ScheduledCallback):
     """
 
     # A loop saves an epoch's checkpoint without waiting for that epoch's firing (only for
-    # earlier ones); with a `record_path`, a resumed run redoes the firing if it was lost.
+    # earlier ones); given `resume_tags`, a resumed run redoes the firing if it was lost.
     checkpoint_waits = False
 
     def __init__(
@@ -93,7 +93,7 @@ class SanityCallback(ScheduledCallback):
         model_kwargs: Mapping[str, Any] | None = None,
         logits: Any = None,
         preprocess: Callable[[jax.Array], jax.Array] | None = None,
-        record_path: str | None = None,
+        resume_tags: Collection[str] | None = None,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
@@ -117,10 +117,12 @@ class SanityCallback(ScheduledCallback):
             `attribution.sanity.reinit`), stochastic methods' noise and the random faithfulness
             baseline; the same every firing, so scores compare across epochs.
           model_kwargs, logits, preprocess: how to call the model (see AttributionCallback).
-          record_path: a text file of the steps whose scores are written (one per line, each
-            appended once the writer has flushed them). A run resumed at step S (the state's
-            `step`) forgets later steps and fires at S when S is a scheduled epoch end the
-            file lacks: the firing a killed run had not finished. None: no record.
+          resume_tags: for a run resumed at step S (the state's `step`): the tags the event
+            files already hold at S (`callbacks.event_files.tags_at_step`; a resumed writer
+            hides only later steps). When S is a scheduled epoch end and its firing is not
+            complete (its last tag, `timing/sanity_ms`, is missing: a killed run had not
+            finished it), the callback fires at S again and writes only the missing tags, so
+            no tag shows a step twice. None: no such redo.
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         self._range = render.display_range(probe_images)
@@ -154,7 +156,8 @@ class SanityCallback(ScheduledCallback):
         self._stage_names: dict[str, tuple[str, ...]] = {}
         self._background = BackgroundJobs("sanity")
         self._queued: list[tuple[int, Any]] = []  # (step, future) of each queued firing.
-        self.record_path = record_path
+        self.resume_tags = None if resume_tags is None else frozenset(resume_tags)
+        self._skip: dict[int, frozenset[str]] = {}  # Tags already written, by step.
         self.compile_seconds = 0.0
         self.timings: list[float] = []  # Milliseconds of compute per firing.
 
@@ -162,9 +165,11 @@ class SanityCallback(ScheduledCallback):
 
     def on_train_begin(self, state: Any) -> None:
         self._background.submit(self.compile, snapshot(self.variables_of(state)))
-        if self.record_path:
-            self.last_fired = max(self._read_record(int(getattr(state, "step", 0) or 0)),
-                                  default=-1)
+        step = int(getattr(state, "step", 0) or 0)
+        if self.resume_tags is not None and step:
+            complete = DONE_TAG in self.resume_tags
+            self.last_fired = step if complete else step - 1
+            self._skip[step] = self.resume_tags
         super().on_train_begin(state)
 
     def on_train_end(self, state: Any) -> None:
@@ -259,19 +264,6 @@ class SanityCallback(ScheduledCallback):
             future.result()
             self._queued.remove((step, future))
 
-    def _read_record(self, resume_step: int) -> list[int]:
-        """The recorded steps up to `resume_step`; later ones are dropped from the file."""
-        try:
-            with open(self.record_path) as f:
-                steps = [int(line) for line in f if line.strip().isdigit()]
-        except FileNotFoundError:
-            steps = []
-        kept = [s for s in steps if s <= resume_step]
-        with open(self.record_path + ".tmp", "w") as f:
-            f.writelines(f"{s}\n" for s in kept)
-        os.replace(self.record_path + ".tmp", self.record_path)
-        return kept
-
     # Background thread -------------------------------------------------------------------------
 
     def _run_and_write(self, step: int, variables: Any) -> None:
@@ -280,24 +272,26 @@ class SanityCallback(ScheduledCallback):
         host = jax.device_get(self._compiled(variables, *self._args))  # The one host copy.
         self.timings.append(1000.0 * (time.perf_counter() - start))
         self._render_and_write(step, host, self.timings[-1])
-        if self.record_path:
-            self.writer.flush()
-            with open(self.record_path, "a") as f:
-                f.write(f"{step}\n")
 
     def _render_and_write(self, step: int, out: dict[str, Any], time_ms: float) -> None:
         out = {**out, "maps": finite_or_blank(out["maps"], f"SanityCallback at step {step}")}
-        self.writer.write_scalars(step, self.scalars(out, time_ms))
-        self.writer.write_images(step, {
+        skip = self._skip.pop(step, frozenset())
+        scalars = self.scalars(out, time_ms)
+        done = {DONE_TAG: scalars.pop(DONE_TAG)}
+        images = {
             "sanity/cascading_randomization": self._cascading_figure(out),
             "sanity/similarity_vs_randomized_layers": similarity_plot(
                 {m: out["cascading"][m] for m in self.methods},
                 self._stage_names["cascading"], title=f"cascading randomization, step {step}"),
-        })
+        }
+        self.writer.write_scalars(step, {k: v for k, v in scalars.items() if k not in skip})
+        self.writer.write_images(step, {k: v for k, v in images.items() if k not in skip})
+        # Last: its presence in the event files marks the firing complete (see `resume_tags`).
+        self.writer.write_scalars(step, done)
 
     def scalars(self, out: dict[str, Any], time_ms: float = 0.0) -> dict[str, float]:
         """The scalar tags of one firing's host results."""
-        scalars = {"timing/sanity_ms": time_ms}
+        scalars = {DONE_TAG: time_ms}
         for m in self.methods:
             for s, values in out["cascading"][m].items():
                 scalars[f"sanity/{m}/cascading_{s}"] = float(values[-1])

@@ -61,7 +61,7 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     section.schedule = "log"
     section.at_start = True  # Fire before training (step 0, the untrained model).
     section.targets = "label"  # Explain the true "label" or the "predicted" class.
-    section.layer = ""  # Layer for cam / grad_cam / guided_grad_cam; empty: the last conv.
+    section.layer = ""  # Layer for the methods with a layer option (CAM family); empty: last conv.
     section.percentile = 99.0  # Clipping percentile of the colour scales.
     section.scale = "per_method"  # "per_method": one scale per probe across firings; "per_map".
     section.drift_similarity = "spearman_abs"  # Drift measure between firings (sanity names).

@@ -7,20 +7,38 @@ Never from the network.
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 # Keras (the [keras] extra) must run on JAX; the choice is made at its first import.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import jax
-import numpy as np
-import pytest
+# One persistent compilation cache for the whole session, set before JAX is imported so that
+# the trainer subprocesses the end-to-end tests start inherit it: they compile the same
+# programs (train step, callbacks' methods) again and again otherwise. The trainer keeps a
+# cache folder chosen this way (trainer/compilation_cache.py).
+_SESSION_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="jax-compilation-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-from trainer import data, models, steps
+import jax  # noqa: E402  (after the cache settings above)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from trainer import data, models, steps  # noqa: E402
 
 # Exact references need full float32 matmuls; on GPUs the default is TF32.
 jax.config.update("jax_default_matmul_precision", "highest")
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import jax
@@ -15,6 +15,7 @@ import numpy as np
 from absl import logging
 
 import attribution
+from callbacks import event_files
 from callbacks import probes as probe_files
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
@@ -33,7 +34,6 @@ from trainer.run import abstract_train_state
 from trainer.workdir_lock import WorkdirInUse, WorkdirLock
 
 SUMMARY_FILE = "summary.json"  # The finished run's last epoch and its metrics.
-SANITY_RECORD = "sanity_steps.txt"  # Steps whose sanity scores are written (resume redoes one).
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.MnistSplits:
@@ -89,7 +89,7 @@ def attribution_methods(section: ml_collections.ConfigDict) -> dict[str, dict]:
             continue
         options = section.options.get(name)
         methods[name] = options.to_dict() if options is not None else {}
-        if section.layer and name in ("cam", "grad_cam", "guided_grad_cam"):
+        if section.layer and "layer" in attribution.get(name).defaults:
             methods[name]["layer"] = section.layer
     return methods
 
@@ -166,8 +166,8 @@ def sanity_methods(config: ml_collections.ConfigDict) -> dict[str, dict]:
 
 
 def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.ndarray,
-                    probe_labels: np.ndarray, writer, record_path: str | None = None
-                    ) -> SanityCallback:
+                    probe_labels: np.ndarray, writer,
+                    resume_tags: Collection[str] | None = None) -> SanityCallback:
     """The SanityCallback the config's `sanity` section describes, on the attribution probes."""
     section = config.sanity
     return SanityCallback(
@@ -177,7 +177,7 @@ def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.n
         at_end=section.at_end, independent=section.independent,
         figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
         invariance_shift=section.invariance_shift, seed=section.seed,
-        record_path=record_path, **model_options(config.attribution),
+        resume_tags=resume_tags, **model_options(config.attribution),
     )
 
 
@@ -362,8 +362,12 @@ def _train(config, workdir, setup, callbacks):
         if config.sanity.enabled:
             # Compiled on its own thread from its on_train_begin, after the attribution
             # callback's step-0 firing: neither the first pictures nor training wait for it.
+            # A firing at the resume step may have been cut short by a kill: the callback
+            # redoes it, writing only what the event files lack there.
+            resume_tags = (event_files.tags_at_step(workdir, start_epoch * spe)
+                           if main and start_epoch else None)
             callback = sanity_callback(config, model, probe_images, probe_labels, writer,
-                                       os.path.join(workdir, SANITY_RECORD) if main else None)
+                                       resume_tags)
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
         if not start_epoch:

@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution import layers
-from attribution._chunked import split_batch
 from attribution.classifier import Classifier, NotApplicableError
 from attribution.method import AttributionFn, Method
+from attribution.methods._layer_map import layer_map_method
 
 _CHECK_BATCH = 2
 
@@ -79,21 +79,16 @@ def _check_head(classifier: Classifier, layer: str) -> None:
             "Use grad_cam, which works with any head.")
 
 
+def _combine(activation: jax.Array, grads: jax.Array) -> jax.Array:
+    size = activation.shape[1] * activation.shape[2]
+    return size * jnp.sum(activation * grads, axis=-1)
+
+
 def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`."""
     name = layers.resolve_layer(classifier, layer, "cam")
     _check_head(classifier, name)
-    gradients = layers.layer_gradients(classifier, name)
-
-    def attribute(variables: Any, images: jax.Array, targets: jax.Array,
-                  key: jax.Array) -> jax.Array:
-        del key
-        activation, grads = gradients(variables, images, targets)
-        size = activation.shape[1] * activation.shape[2]
-        maps = size * jnp.sum(activation * grads, axis=-1)
-        return layers.upsample_to_input(maps, classifier.input_shape).astype(jnp.float32)
-
-    return split_batch(attribute)
+    return layer_map_method(classifier, name, "cam", _combine)
 
 
 METHOD = Method(name="cam", make=make, signed=True, stochastic=False, completeness=False)

@@ -19,15 +19,19 @@ Options:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from attribution import layers
-from attribution._chunked import split_batch
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
+from attribution.methods._layer_map import coarse_map_fn, layer_map_method, weighted_sum
+
+
+def combine(activation: jax.Array, grads: jax.Array) -> jax.Array:
+    """Channel weights: the gradient's spatial mean."""
+    return weighted_sum(activation, jnp.mean(grads, axis=(1, 2)))
 
 
 def coarse_map(classifier: Classifier, layer: str | None,
@@ -40,28 +44,12 @@ def coarse_map(classifier: Classifier, layer: str | None,
     Raises:
       ValueError: for an unknown or non-spatial layer (lists the valid ones).
     """
-    name = layers.resolve_layer(classifier, layer, method)
-    gradients = layers.layer_gradients(classifier, name)
-
-    def cam(variables, images, targets):
-        activation, grads = gradients(variables, images, targets)
-        alpha = jnp.mean(grads, axis=(1, 2))  # [N, K]
-        return jax.nn.relu(jnp.einsum("nhwk,nk->nhw", activation, alpha))
-
-    return cam
+    return coarse_map_fn(classifier, layers.resolve_layer(classifier, layer, method), combine)
 
 
 def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`."""
-    cam = coarse_map(classifier, layer)
-
-    def attribute(variables: Any, images: jax.Array, targets: jax.Array,
-                  key: jax.Array) -> jax.Array:
-        del key
-        maps = cam(variables, images, targets)
-        return layers.upsample_to_input(maps, classifier.input_shape).astype(jnp.float32)
-
-    return split_batch(attribute)
+    return layer_map_method(classifier, layer, "grad_cam", combine)
 
 
 METHOD = Method(name="grad_cam", make=make, signed=False, stochastic=False, completeness=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from callbacks import TensorBoardWriter, select_probes
+from callbacks import TensorBoardWriter, event_files, select_probes
 from callbacks.sanity_callback import SanityCallback, probe_subset, similarity_plot
 from tests.callbacks.test_attribution_callback import _COUNTER, read_events
 
@@ -193,27 +193,62 @@ def test_firing_reads_the_parameters_of_its_step_while_training_goes_on(trained_
     assert scores[0] and scores[0] == scores[1]
 
 
-def test_resumed_run_redoes_a_firing_the_record_lacks(trained_cnn, mnist, tmp_path):
+def _steps_by_tag(logdir):
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"scalars": 0,
+                                                                         "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    steps = {t: [e.step for e in acc.Scalars(t)] for t in tags["scalars"]}
+    steps.update({t: [e.step for e in acc.Images(t)] for t in tags["images"]})
+    return steps
+
+
+def test_resumed_run_redoes_a_firing_cut_short_and_writes_each_tag_once(trained_cnn, mnist,
+                                                                         tmp_path):
+    """A killed run wrote part of the step-64 firing (not its last tag); resumed at 64, the
+    callback fires again and writes only the missing tags. Resumed where the firing is
+    complete, it does not fire."""
     model, variables = trained_cnn
-    record = tmp_path / "sanity_steps.txt"
-    record.write_text("0\n32\n96\n")  # 96: a firing after the checkpoint resumed from
 
     class State:
         def __init__(self, step):
             self.step, self.params = step, variables["params"]
 
-    fired = []
-    for resume_step in (64, 32):
-        writer = TensorBoardWriter(tmp_path / f"resume{resume_step}")
-        callback = SanityCallback(model, mnist.eval_images[:8], mnist.eval_labels[:8], writer,
-                                  methods={"gradient": {}}, num_probes=2, schedule="epochs:1",
-                                  independent=False, record_path=str(record))
-        callback.set_params({"steps": 32})
-        callback.on_train_begin(State(resume_step))
-        callback.wait()
-        writer.close()
-        fired.append(sorted({s for s in range(0, 100) if _scores(callback, s)}))
-        if resume_step == 64:
-            assert record.read_text().split() == ["0", "32", "64"]
-    assert fired == [[64], []]  # 64 was lost and redone; 32 was recorded, not repeated
-    assert record.read_text().split() == ["0", "32"]
+    def callback(resume_step):
+        logdir = tmp_path / "run"
+        writer = TensorBoardWriter(logdir, purge_step=resume_step + 1)
+        result = SanityCallback(model, mnist.eval_images[:8], mnist.eval_labels[:8], writer,
+                                methods={"gradient": {}}, num_probes=2, schedule="epochs:1",
+                                independent=False,
+                                resume_tags=event_files.tags_at_step(str(logdir), resume_step))
+        result.set_params({"steps": 32})
+        return result
+
+    first = callback(32)
+    first.on_train_begin(State(32))  # Nothing at 32 yet: fires.
+    first.wait()
+    first.writer.close()
+    full = event_files.tags_at_step(str(tmp_path / "run"), 32)
+    assert "timing/sanity_ms" in full and "sanity/cascading_randomization" in full
+    again = callback(32)  # Resumed where the firing is complete: nothing is redone.
+    again.on_train_begin(State(32))
+    again.wait()
+    again.writer.close()
+    assert all(steps == [32] for steps in _steps_by_tag(tmp_path / "run").values())
+
+    # A run killed while writing its step-64 firing: some scalars, no images, no last tag.
+    part = sorted(t for t in full if t.startswith("sanity/gradient/cascading"))
+    killed = TensorBoardWriter(tmp_path / "run")
+    killed.write_scalars(64, {t: 0.5 for t in part})
+    killed.close()
+    assert event_files.tags_at_step(str(tmp_path / "run"), 64) == set(part)
+    resumed = callback(64)
+    resumed.on_train_begin(State(64))
+    resumed.wait()
+    resumed.writer.close()
+    steps = _steps_by_tag(tmp_path / "run")
+    assert {t for t in steps if t.startswith(("sanity/", "timing/sanity"))} == full
+    for tag in full:
+        assert steps[tag] == [32, 64], tag
+    # The redo kept what the killed run had written for the scalars it already held.
+    assert scalar_values(tmp_path / "run", 64)[part[0]] == 0.5

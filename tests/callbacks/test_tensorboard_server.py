@@ -32,6 +32,22 @@ def _get(base: str, path: str, **query) -> bytes:
         return response.read()
 
 
+def _served_steps(base: str, tag: str, expected: list[int], timeout: float = 60) -> list[int]:
+    """The steps TensorBoard serves for an image tag, once they reach `expected` or time is up.
+
+    TensorBoard loads event files in a background thread: a tag can be served before all of its
+    events are read.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = json.loads(_get(base, "/data/plugin/images/images", run=RUN, tag=tag,
+                                  sample=0))
+        steps = [e["step"] for e in entries]
+        if steps == expected or time.monotonic() > deadline:
+            return steps
+        time.sleep(0.5)
+
+
 RUN = "cnn_gap"
 STEPS_PER_EPOCH = 8  # The tiny variant: 512 digits, batch 64.
 
@@ -100,9 +116,7 @@ def test_every_tag_every_method_every_firing(tensorboard_url, trained_workdir):
 
     for tag in ["attributions/overview", *(f"methods/{m}" for m in methods),
                 *(f"evolution/{m}" for m in methods)]:
-        entries = json.loads(_get(tensorboard_url, "/data/plugin/images/images", run=RUN,
-                                  tag=tag, sample=0))
-        assert [e["step"] for e in entries] == firings, tag
+        assert _served_steps(tensorboard_url, tag, firings) == firings, tag
 
     scalar_tags = set(json.loads(_get(tensorboard_url, "/data/plugin/scalars/tags"))[RUN])
     expected_scalars = {f"timing/attribution_ms/{m}" for m in methods}

@@ -12,10 +12,10 @@ pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def run_cli(*args, timeout=300):
+def run_cli(*args, timeout=300, env=None):
     return subprocess.run(
         [sys.executable, "-m", "trainer", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=timeout,
+        timeout=timeout, env=env,
     )
 
 
@@ -55,8 +55,10 @@ def test_unwritable_workdir_one_line_error(tmp_path):
 
 
 def test_runs_a_small_config_with_overrides(tmp_path):
+    # Without the suite's shared cache folder, as a user runs it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     result = run_cli("--config", "configs/mlp.py:tiny", "--workdir", str(tmp_path),
-                     "--config.num_epochs=1", "--config.optimizer.learning_rate=0.002")
+                     "--config.num_epochs=1", "--config.optimizer.learning_rate=0.002", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "epoch 1/1" in result.stderr and "examples/s" in result.stderr
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))

@@ -1,0 +1,41 @@
+"""What a run's TensorBoard event files already hold, read back the way TensorBoard reads them.
+
+A run resumed after a kill starts a new event file that hides the steps after its resume step
+(`TensorBoardWriter(purge_step=...)`); what an earlier attempt wrote at the resume step itself
+stays. A callback that redoes a firing at that step asks here which of its tags are there.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tensorboard.compat.proto import event_pb2
+
+
+def _event_files(logdir: str) -> list[str]:
+    try:
+        names = os.listdir(logdir)
+    except FileNotFoundError:
+        return []
+    # Names start with the creation time: sorted by name, in the order the runs wrote them.
+    return sorted(os.path.join(logdir, n) for n in names if "tfevents" in n)
+
+
+def tags_at_step(logdir: str, step: int) -> set[str]:
+    """The summary tags written at `step` in `logdir`'s event files that TensorBoard shows.
+
+    A file that starts with a `SessionLog.START` at step P hides the events earlier files
+    hold at steps >= P, as TensorBoard does. A record cut short by a kill is skipped.
+    """
+    # Imported here: it would import TensorFlow where installed, and only a resume needs it.
+    from tensorboard.backend.event_processing import event_file_loader
+
+    found: dict[int, set[str]] = {}
+    for path in _event_files(logdir):
+        for event in event_file_loader.EventFileLoader(path).Load():
+            if (event.HasField("session_log")
+                    and event.session_log.status == event_pb2.SessionLog.START):
+                found = {s: tags for s, tags in found.items() if s < event.step}
+            elif event.HasField("summary") and event.step == step:
+                found.setdefault(step, set()).update(v.tag for v in event.summary.value)
+    return found.get(step, set())
