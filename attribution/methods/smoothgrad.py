@@ -12,7 +12,7 @@ key (`attribution.example_keys`: a single key stands for `fold_in(key, n)` per e
 and a slice of the batch with the same slice of keys gives the same maps.
 
 Options:
-    base: Name of the registered method to smooth (any but smoothgrad itself).
+    base: Name of the registered method to smooth (any but smoothgrad and vargrad).
     base_options: Options for the base method; None for its defaults.
     num_samples: Number of noisy copies per image.
     noise_scale: Noise standard deviation relative to each image's value range.
@@ -31,13 +31,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from attribution import registry
-from attribution._checks import positive_int
-from attribution._chunked import chunk_size_option, evaluation_sum
 from attribution.classifier import Classifier
-from attribution.method import AttributionFn, Method, example_keys
-
-_NOISE, _BASE = 0, 1  # Streams folded into a (example, sample) key.
+from attribution.method import AttributionFn, Method
+from attribution.methods._noise_tunnel import noisy_sum
 
 
 def make(classifier: Classifier, *, base: str = "gradient",
@@ -50,38 +46,15 @@ def make(classifier: Classifier, *, base: str = "gradient",
         ValueError: For an unknown or recursive `base`, invalid `base_options`, a non-positive
             `num_samples` or `chunk_size` (which may be None), or a negative `noise_scale`.
     """
-    if base == "smoothgrad":
-        raise ValueError(f"base must be another method than smoothgrad; valid bases: "
-                         f"{', '.join(n for n in registry.names() if n != 'smoothgrad')}.")
-    base_fn = registry.create(base, classifier, base_options)
-    num_samples = positive_int(num_samples, "num_samples")
-    chunk_size = chunk_size_option(chunk_size)
-    if not isinstance(noise_scale, (int, float)) or noise_scale < 0:
-        raise ValueError(f"noise_scale must be a number >= 0; got {noise_scale!r}.")
+    total, _ = noisy_sum(classifier, "smoothgrad", base, base_options, num_samples,
+                         noise_scale, chunk_size)
+
+    def statistic(maps: jax.Array, examples: jax.Array) -> jax.Array:
+        return jnp.square(maps) if squared else maps
 
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
-        axes = tuple(range(1, images.ndim))
-        value_range = images.max(axis=axes, keepdims=True) - images.min(axis=axes, keepdims=True)
-        sigma = noise_scale * value_range  # [N, 1, 1, 1]
-        n = images.shape[0]
-        keys = example_keys(key, n)
-        size = images[0].size
-
-        def maps(samples: jax.Array, examples: jax.Array) -> jax.Array:
-            def noise(s: jax.Array, e: jax.Array) -> jax.Array:
-                # Drawn flat: XLA on CPU takes seconds to compile threefry for a 4-D shape.
-                key = jax.random.fold_in(jax.random.fold_in(keys[e], s), _NOISE)
-                return jax.random.normal(key, (size,), images.dtype).reshape(images.shape[1:])
-
-            noisy = images[examples] + sigma[examples] * jax.vmap(noise)(samples, examples)
-            # Any chunk's key differs from every other chunk's (only a stochastic base uses it).
-            base_key = jax.random.fold_in(jax.random.fold_in(keys[examples[0]], samples[0]),
-                                          _BASE)
-            out = base_fn(variables, noisy, targets[examples], base_key)
-            return jnp.square(out) if squared else out
-
-        return evaluation_sum(maps, num_samples, n, chunk_size) / num_samples
+        return total(variables, images, targets, key, statistic) / num_samples
 
     return attribute
 

@@ -198,8 +198,9 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
     mlp_apply = lambda v, x: x.reshape(x.shape[0], -1) @ v["w"]  # noqa: E731
     mlp_variables = {"w": jnp.ones((28 * 28, 10))}
     with pytest.raises(attribution.NotApplicableError,
-                       match="Methods that apply to this model: gradient, gradient_x_input, "
-                             "integrated_gradients, occlusion, smoothgrad"):
+                       match="Methods that apply to this model: deeplift, deeplift_shap, "
+                             "gradient, gradient_shap, gradient_x_input, integrated_gradients, "
+                             "occlusion, smoothgrad, vargrad"):
         attribution.build("grad_cam", mlp_apply, mlp_variables, SHAPE)
 
 
