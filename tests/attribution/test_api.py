@@ -32,7 +32,8 @@ def test_names_lists_registered_methods_sorted():
 
 def test_unknown_method_lists_valid_ones(linear):
     apply_fn, variables, images = linear
-    with pytest.raises(ValueError, match="'gradiant'.*valid methods: .*gradient, gradient_shap, gradient_x_input"):
+    with pytest.raises(ValueError,
+                       match="'gradiant'.*valid methods: .*gradient, gradient_shap, gradient_x"):
         attribution.build("gradiant", apply_fn, variables, SHAPE)
     with pytest.raises(ValueError, match="valid methods"):
         attribution.explain("gradiant", apply_fn, variables, images, None)
