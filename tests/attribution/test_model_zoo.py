@@ -199,8 +199,9 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
     mlp_variables = {"w": jnp.ones((28 * 28, 10))}
     with pytest.raises(attribution.NotApplicableError,
                        match="Methods that apply to this model: deeplift, deeplift_shap, "
-                             "gradient, gradient_shap, gradient_x_input, integrated_gradients, "
-                             "occlusion, smoothgrad, vargrad"):
+                             "feature_ablation, gradient, gradient_shap, gradient_x_input, "
+                             "integrated_gradients, kernel_shap, lime, occlusion, rise, "
+                             "smoothgrad, vargrad"):
         attribution.build("grad_cam", mlp_apply, mlp_variables, SHAPE)
 
 

@@ -1,0 +1,63 @@
+"""What KernelSHAP and LIME share: a weighted linear model of the target logit over patches.
+
+Each example draws coalitions z in {0, 1}^P (patch p on: the image's pixels; off: the fill)
+from its own key, evaluates the target logit y(z) on the masked images, and fits
+y ~ b + z . phi by weighted least squares. The sufficient statistics (the weighted Gram matrix
+of [1, z] and its product with y) are summed pass by pass (`evaluation_sum`), so memory does
+not grow with the number of samples, and the normal equations are solved at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attribution._chunked import evaluation_sum
+from attribution.classifier import Classifier
+from attribution.method import example_keys
+from attribution.methods._patches import masked
+
+# `draw(key, sample) -> z float [P]` and `weight(z) -> w float []`.
+Draw = Callable[[jax.Array, jax.Array], jax.Array]
+Weight = Callable[[jax.Array], jax.Array]
+
+
+def fit(classifier: Classifier, variables: Any, images: jax.Array, targets: jax.Array,
+        key: jax.Array, *, index: np.ndarray, fill: jax.Array, num_samples: int,
+        draw: Draw, weight: Weight, ridge: float, chunk_size: int | None,
+        relative_ridge: bool = True) -> jax.Array:
+    """The coefficients phi `[N, P]` of each example's weighted linear fit.
+
+    Args:
+        ridge: Added to the Gram matrix's diagonal (not the intercept's): > 0 keeps the
+            system solvable with few samples.
+        relative_ridge: Scale `ridge` by the sum of the weights (a penalty per unit of data
+            rather than absolute).
+    """
+    count = int(index.max()) + 1
+    n = images.shape[0]
+    keys = example_keys(key, n)
+
+    def statistics(samples: jax.Array, examples: jax.Array) -> jax.Array:
+        z = jax.vmap(draw)(keys[examples], samples)  # [c, P]
+        y = classifier.target_logit(variables, masked(images[examples], z, index, fill),
+                                    targets[examples])
+        w = jax.vmap(weight)(z)
+        design = jnp.concatenate([jnp.ones_like(z[:, :1]), z], axis=1)  # [c, P + 1]
+        gram = w[:, None, None] * design[:, :, None] * design[:, None, :]
+        moment = (w * y)[:, None] * design
+        return jnp.concatenate([gram.reshape(len(z), -1), moment, w[:, None]], axis=1)
+
+    total = evaluation_sum(statistics, num_samples, n, chunk_size, max_lanes=1)
+    size = count + 1
+    gram = total[:, :size * size].reshape(n, size, size)
+    moment = total[:, size * size:size * size + size]
+    scale = total[:, -1] if relative_ridge else jnp.ones_like(total[:, -1])
+    penalty = jnp.diag(jnp.ones(size).at[0].set(0.0))
+    system = gram + ridge * scale[:, None, None] * penalty
+    coefficients = jnp.linalg.solve(system, moment[..., None])[..., 0]
+    return coefficients[:, 1:]
