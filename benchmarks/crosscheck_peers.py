@@ -1,7 +1,9 @@
 """The newer methods against the peer libraries, on the same models and weights.
 
 DeepLIFT, DeepLIFT-SHAP, GradientSHAP and VarGrad against Captum; Grad-CAM++, HiResCAM,
-XGrad-CAM, LayerCAM, Eigen-CAM, Score-CAM and Ablation-CAM against pytorch-grad-cam. The torch
+XGrad-CAM, LayerCAM, Eigen-CAM, Score-CAM and Ablation-CAM against pytorch-grad-cam; LRP's
+three composites (EpsilonPlusFlat, EpsilonGammaBox with the box [0, 1], EpsilonAlpha2Beta1)
+against zennit, both starting from the target logit's value. The torch
 side runs the twins of `trainer.models.CNN` that `benchmarks/vs_captum.py` builds (the trained
 Flax weights copied in). Each side runs in its own process (their thread pools fight), pinned
 to the same cores; the script prints, per method, the peer's and our median time and how far
@@ -67,7 +69,15 @@ OPTIONS = {
     "eigen_cam": {"layer": LAYER},
     "score_cam": {"layer": LAYER},
     "ablation_cam": {"layer": LAYER},
+    "lrp_epsilon_plus_flat": {"composite": "epsilon_plus_flat"},
+    "lrp_epsilon_gamma_box": {"composite": "epsilon_gamma_box", "low": 0.0, "high": 1.0},
+    "lrp_epsilon_alpha2_beta1": {"composite": "epsilon_alpha2_beta1"},
 }
+ZENNIT = ("lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1")
+
+
+def method_of(entry: str) -> str:
+    return "lrp" if entry in ZENNIT else entry
 STOCHASTIC = ("gradient_shap", "vargrad")
 
 
@@ -110,8 +120,8 @@ def jax_child(spec: dict) -> dict:
             options = dict(OPTIONS[name])
             if name in ("deeplift_shap", "gradient_shap"):
                 options["baselines"] = baselines
-            fn = jax.jit(attribution.build(name, model, variables, tuple(images.shape[1:]),
-                                           **options))
+            fn = jax.jit(attribution.build(method_of(name), model, variables,
+                                           tuple(images.shape[1:]), **options))
             result = {}
 
             def call(fn=fn, images=images, targets=targets, result=result):
@@ -137,19 +147,33 @@ def jax_child(spec: dict) -> dict:
     return out
 
 
-def _import_grad_cam():
+def _torchvision_or_stub() -> None:
+    """pytorch-grad-cam and zennit import torchvision for helpers this script does not use
+    (image transforms; ResNet block classes for zennit's ResNet canonizer)."""
     try:
         import torchvision  # noqa: F401
+        return
     except Exception:  # noqa: BLE001  (any failure to load: the stub below)
-        names = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
-        for name in names:
-            sys.modules.pop(name, None)
-        stubs = [types.ModuleType(name) for name in names]
-        stubs[0].transforms, stubs[1].functional = stubs[1], stubs[2]
-        for attr_name in ("Compose", "Normalize", "ToTensor"):
-            setattr(stubs[1], attr_name, None)
-        stubs[2].resize = None
-        sys.modules.update(zip(names, stubs, strict=True))
+        pass
+    names = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional",
+             "torchvision.models", "torchvision.models.resnet")
+    for name in names:
+        sys.modules.pop(name, None)
+    stubs = dict(zip(names, (types.ModuleType(name) for name in names), strict=True))
+    for name, module in stubs.items():
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(stubs[parent], child, module)
+    for attr_name in ("Compose", "Normalize", "ToTensor"):
+        setattr(stubs["torchvision.transforms"], attr_name, None)
+    stubs["torchvision.transforms.functional"].resize = None
+    for block in ("Bottleneck", "BasicBlock"):
+        setattr(stubs["torchvision.models.resnet"], block, type(block, (), {}))
+    sys.modules.update(stubs)
+
+
+def _import_grad_cam():
+    _torchvision_or_stub()
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
@@ -229,6 +253,26 @@ def torch_child(spec: dict) -> dict:
         exact = resized(raw64) if grads is not None and name in FLOAT64_FORMULAS else None
         return resized(raw), exact, sign_flips
 
+    _torchvision_or_stub()
+    from zennit import composites as zennit_composites
+
+    lrp_composites = {
+        "lrp_epsilon_plus_flat": zennit_composites.EpsilonPlusFlat(),
+        "lrp_epsilon_gamma_box": zennit_composites.EpsilonGammaBox(low=0.0, high=1.0),
+        "lrp_epsilon_alpha2_beta1": zennit_composites.EpsilonAlpha2Beta1(),
+    }
+
+    def zennit_lrp(name, x, t):
+        """zennit's relevance, starting from the target logit's value (as ours)."""
+        with lrp_composites[name].context(cnn) as modified:
+            x = x.clone().requires_grad_(True)
+            out = modified(x)
+            start = torch.zeros_like(out)
+            rows = torch.arange(len(t))
+            start[rows, t] = out[rows, t].detach()
+            (relevance,) = torch.autograd.grad(out, x, grad_outputs=start)
+        return relevance.numpy()
+
     def whole_call(name, x, t):
         cls, layer = grad_cam_classes[name]
         cam = cls(model=cnn, target_layers=[layer])
@@ -236,8 +280,10 @@ def torch_child(spec: dict) -> dict:
             cam.batch_size = 64
         return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in t])
 
+    from importlib import metadata
+
     versions = (f"torch {torch.__version__}, captum {captum.__version__}, grad-cam "
-                f"{getattr(cams, '__version__', '1.5.7')}")
+                f"{metadata.version('grad-cam')}, zennit {metadata.version('zennit')}")
     out = {"threads": torch.get_num_threads(), "cores": len(cores), "version": versions,
            "times": {}, "sign_flips": {}}
     maps = {}
@@ -246,7 +292,15 @@ def torch_child(spec: dict) -> dict:
             np.transpose(probes["images"][:n], (0, 3, 1, 2))))
         t = torch.from_numpy(probes["targets_cnn"][:n].astype(np.int64))
         for name in spec["methods"]:
-            if name in CAPTUM:
+            if name in ZENNIT:
+                result = {}
+
+                def call(name=name, result=result, x=x, t=t):
+                    result["maps"] = zennit_lrp(name, x, t)
+
+                out["times"][f"{name}/{n}"] = _time_calls(call, spec["repeats"])
+                nchw = result["maps"]
+            elif name in CAPTUM:
                 result = {}
 
                 def call(name=name, result=result, x=x, t=t):
@@ -350,7 +404,9 @@ def main(argv: list[str] | None = None) -> None:
             times = {side: statistics.median(runs[side]["times"][f"{name}/{n}"])
                      for side in runs}
             diff_text = "(draws differ)" if name in STOCHASTIC else f"{diff:.1e}"
-            print(f"| {name} | {'Captum' if name in CAPTUM else 'pytorch-grad-cam'} | {n} | "
+            peer_name = ("Captum" if name in CAPTUM else "zennit" if name in ZENNIT
+                         else "pytorch-grad-cam")
+            print(f"| {name} | {peer_name} | {n} | "
                   f"{times['torch']:.1f} | {times['jax']:.1f} | "
                   f"**{times['torch'] / times['jax']:.2f}x** | {diff_text} | {corr:.6f} | "
                   f"{note} |")

@@ -21,7 +21,7 @@ BLOCKS = section_blocks("Your model")
 EXPECTED = ["(4, 28, 28, 1) ['ablation_cam', 'deconvnet', 'deeplift', 'deeplift_shap', "
             "'eigen_cam', 'feature_ablation', 'grad_cam', 'grad_cam_plus_plus', 'gradient', "
             "'gradient_shap', 'gradient_x_input', 'guided_backprop', 'guided_grad_cam', "
-            "'hires_cam', 'integrated_gradients', 'kernel_shap', 'layer_cam', 'lime', "
+            "'hires_cam', 'integrated_gradients', 'kernel_shap', 'layer_cam', 'lime', 'lrp', "
             "'occlusion', 'rise', 'score_cam', 'smoothgrad', 'vargrad', 'xgrad_cam']",
             "['batch_stats', 'params']",
             "(4, 28, 28, 1) False", "(4, 28, 28, 1)", "2 firings"]
