@@ -252,8 +252,12 @@ class _Evaluator:
         offset = jax.lax.stop_gradient(_chain_values(chain, zeros, eqn.outvars[0], read))
         scale = jax.lax.stop_gradient(
             _chain_values(chain, jnp.ones_like(linear), eqn.outvars[0], read) - offset)
-        surrogate = _rule_surrogate(rule, base, jax.lax.stop_gradient(a), a, weights, scale,
-                                    offset, jax.lax.stop_gradient(forward), self.state)
+        # Without a scaling in the chain (no BatchNorm), each modified layer is one
+        # conv / matmul with a modified kernel.
+        unit_scale = not any(link.primitive.name in ("mul", "div", "neg") for link in chain)
+        surrogate = _rule_surrogate(rule, base, jax.lax.stop_gradient(a), a, weights,
+                                    None if unit_scale else scale, offset,
+                                    jax.lax.stop_gradient(forward), self.state)
         return _Dep(_with_derivative_of(forward, surrogate))
 
 
@@ -291,26 +295,35 @@ def _rule_surrogate(rule: Rule, base: Callable, a_const: jax.Array, a: jax.Array
     """sum_k c_k W_k (sg(a_k) * a) * sg(m_k / stabilize(d_k)): its derivative is the rule."""
     sg = jax.lax.stop_gradient
     w_pos, w_neg = jnp.maximum(weights, 0), jnp.minimum(weights, 0)
-    s_pos, s_neg = jnp.maximum(scale, 0), jnp.minimum(scale, 0)
 
-    def weighted(inputs, modifier: str):
-        if modifier == "ones":
-            return base(inputs, jnp.ones_like(weights))
-        if modifier == "square":
-            return jnp.square(scale) * base(inputs, jnp.square(weights))
-        plain = scale * base(inputs, weights) if modifier != "positive" and (
-            modifier != "negative") else None
-        if modifier == "identity":
-            return plain
-        positive = s_pos * base(inputs, w_pos) + s_neg * base(inputs, w_neg)
-        negative = s_pos * base(inputs, w_neg) + s_neg * base(inputs, w_pos)
-        if modifier == "positive":
-            return positive
-        if modifier == "negative":
-            return negative
-        if modifier == "gamma_positive":
-            return plain + rule.gamma * positive
-        return plain + rule.gamma * negative  # gamma_negative
+    def unit_weighted(inputs, modifier: str):
+        kernel = {"identity": weights, "positive": w_pos, "negative": w_neg,
+                  "gamma_positive": weights + rule.gamma * w_pos,
+                  "gamma_negative": weights + rule.gamma * w_neg,
+                  "ones": jnp.ones_like(weights), "square": jnp.square(weights)}[modifier]
+        return base(inputs, kernel)
+
+    def scaled_weighted(inputs, modifier: str):
+        """The modified weights of s * W (s: the folded chain's per-output scale)."""
+        s_pos, s_neg = jnp.maximum(scale, 0), jnp.minimum(scale, 0)
+
+        def plain():
+            return scale * base(inputs, weights)
+
+        def positive():  # (s W)^+ = s^+ W^+ + s^- W^-, row by row.
+            return s_pos * base(inputs, w_pos) + s_neg * base(inputs, w_neg)
+
+        def negative():
+            return s_pos * base(inputs, w_neg) + s_neg * base(inputs, w_pos)
+
+        return {"identity": plain, "positive": positive, "negative": negative,
+                "gamma_positive": lambda: plain() + rule.gamma * positive(),
+                "gamma_negative": lambda: plain() + rule.gamma * negative(),
+                "ones": lambda: base(inputs, jnp.ones_like(weights)),
+                "square": lambda: jnp.square(scale) * base(inputs, jnp.square(weights)),
+                }[modifier]()
+
+    weighted = unit_weighted if scale is None else scaled_weighted
 
     def bias(modifier: str):
         return {"identity": lambda: offset, "zero": lambda: jnp.zeros_like(offset),

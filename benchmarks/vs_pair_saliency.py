@@ -15,7 +15,8 @@ PAIR's path rule (`linspace(0, 1, 50)`, both ends; ours with `rule="linspace"`);
 compared on the coarse map, upsampled by our bilinear rule); occlusion with a 4x4 black
 window at stride 1 (PAIR's only stride; it sums the drops where we average them, so its map
 is compared with ours times the number of windows covering each pixel); gradient x input is
-PAIR's gradient times the input. SmoothGrad draws different noise on each side, so its maps
+PAIR's gradient times the input; Blur IG at PAIR's defaults (max_sigma 50, 100 steps,
+grad_step 0.01). SmoothGrad draws different noise on each side, so its maps
 agree only up to sampling error: the row also gives the correlation between two of our own
 runs with different keys, the agreement to expect.
 
@@ -57,6 +58,8 @@ OURS = {
     "smoothgrad": ("smoothgrad", {"num_samples": SG_SAMPLES, "noise_scale": NOISE}),
     "grad_cam": ("grad_cam", {}),
     "occlusion": ("occlusion", {"window": WINDOW, "stride": 1, "fill": 0.0}),
+    # PAIR's defaults.
+    "blur_ig": ("blur_ig", {"max_sigma": 50.0, "steps": 100, "grad_step": 0.01}),
 }
 
 
@@ -106,6 +109,8 @@ def peer_maps(method: str, images: np.ndarray, labels: np.ndarray, call, batch: 
         elif method == "grad_cam":
             # Timed with PAIR's default resize; compared on the coarse map (see module doc).
             m = pair.GradCam().GetMask(x, call, args, should_resize=timing, three_dims=False)
+        elif method == "blur_ig":
+            m = pair.BlurIG().GetMask(x, call, args, max_sigma=50, steps=100, grad_step=0.01)
         else:
             m = pair.Occlusion().GetMask(x, call, args, size=WINDOW, value=0)
         maps.append(np.asarray(m, np.float32))

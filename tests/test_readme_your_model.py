@@ -18,7 +18,8 @@ def section_blocks(heading: str) -> list[str]:
 
 BLOCKS = section_blocks("Your model")
 # What each block prints, as its comments say.
-EXPECTED = ["(4, 28, 28, 1) ['ablation_cam', 'deconvnet', 'deeplift', 'deeplift_shap', "
+EXPECTED = ["(4, 28, 28, 1) ['ablation_cam', 'blur_ig', 'deconvnet', 'deeplift', "
+            "'deeplift_shap', "
             "'eigen_cam', 'feature_ablation', 'grad_cam', 'grad_cam_plus_plus', 'gradient', "
             "'gradient_shap', 'gradient_x_input', 'guided_backprop', 'guided_grad_cam', "
             "'hires_cam', 'integrated_gradients', 'kernel_shap', 'layer_cam', 'lime', 'lrp', "

@@ -198,7 +198,7 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
     mlp_apply = lambda v, x: x.reshape(x.shape[0], -1) @ v["w"]  # noqa: E731
     mlp_variables = {"w": jnp.ones((28 * 28, 10))}
     with pytest.raises(attribution.NotApplicableError,
-                       match="Methods that apply to this model: deeplift, deeplift_shap, "
+                       match="Methods that apply to this model: blur_ig, deeplift, deeplift_shap, "
                              "feature_ablation, gradient, gradient_shap, gradient_x_input, "
                              "integrated_gradients, kernel_shap, lime, lrp, occlusion, rise, "
                              "smoothgrad, vargrad"):
