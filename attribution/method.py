@@ -47,6 +47,9 @@ def example_keys(key: jax.Array, num_examples: int) -> jax.Array:
     return key
 
 
+FAMILIES = ("gradient", "propagation", "cam", "perturbation")
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """An attribution method as the registry holds it.
@@ -58,6 +61,9 @@ class Method:
         signed: Whether maps carry a sign (show with a diverging colormap) or are magnitudes.
         stochastic: Whether the maps depend on the PRNG key.
         completeness: Whether the map sums to f(x) - f(baseline) (e.g. integrated gradients).
+        family: "gradient", "propagation" (modified backward passes), "cam" (maps from a
+            layer's activations) or "perturbation" (forward passes on altered inputs): the
+            named sets of `attribution.method_sets` are made of it.
     """
 
     name: str
@@ -65,6 +71,7 @@ class Method:
     signed: bool
     stochastic: bool
     completeness: bool
+    family: str
 
     @property
     def defaults(self) -> dict[str, Any]:

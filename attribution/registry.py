@@ -15,7 +15,7 @@ from typing import Any
 
 from attribution import methods as _methods_pkg
 from attribution.classifier import Classifier
-from attribution.method import AttributionFn, Method
+from attribution.method import FAMILIES, AttributionFn, Method
 
 
 @functools.cache
@@ -32,6 +32,9 @@ def _discover() -> dict[str, Method]:
             raise TypeError(f"{module.__name__}.METHOD is named {method.name!r}; "
                             f"it must be named {info.name!r}, like its module.")
         _check_signature(method)
+        if method.family not in FAMILIES:
+            raise TypeError(f"{module.__name__}.METHOD has family {method.family!r}; valid "
+                            f"families: {', '.join(FAMILIES)}.")
         found[info.name] = method
     return dict(sorted(found.items()))
 

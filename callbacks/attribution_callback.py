@@ -22,12 +22,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import attribution
-from attribution import render
+from attribution import method_sets, render
 from attribution.sanity import drift as drift_scores
 from attribution.sanity.similarity import get_similarity
 from callbacks import grids
 from callbacks.background import BackgroundJobs
-from callbacks.base import checked_probes, method_options
+from callbacks.base import checked_probes, expand_sets, method_options
 from callbacks.drift_plot import drift_plot
 from callbacks.history import History, HistoryWriter
 from callbacks.model import CallbackModel
@@ -36,6 +36,23 @@ from callbacks.scheduled import ScheduledCallback
 
 TARGETS = ("label", "predicted")
 GRADIENT_FAMILY = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
+
+
+def overview_groups(names: Sequence[str], columns: int) -> dict[str, list[str]]:
+    """Overview tag -> its methods: one grid if they fit in `columns`, else one per family
+    (in the order families first appear), cut into grids of `columns`."""
+    if len(names) <= columns:
+        return {"attributions/overview": list(names)}
+    families: dict[str, list[str]] = {}
+    for name in names:
+        families.setdefault(attribution.get(name).family, []).append(name)
+    groups = {}
+    for family, members in families.items():
+        parts = [members[i:i + columns] for i in range(0, len(members), columns)]
+        for k, part in enumerate(parts):
+            suffix = f"_{k + 1}" if len(parts) > 1 else ""
+            groups[f"attributions/overview/{family}{suffix}"] = part
+    return groups
 
 
 def finite_or_blank(maps: Mapping[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
@@ -122,6 +139,7 @@ class AttributionCallback(ScheduledCallback):
         scale: str = "per_method",
         seed: int = 0,
         evolution: bool = True,
+        overview_columns: int = 12,
         mesh: Mesh | None = None,
         *,
         history_dir: str | None = None,
@@ -152,6 +170,9 @@ class AttributionCallback(ScheduledCallback):
             fading show) or "per_map" (each map to its own percentile); see callbacks.grids.
           seed: PRNG seed for stochastic methods (the same noise every firing).
           evolution: write one image per method with every firing as a column.
+          overview_columns: at most this many methods per overview grid; with more, the
+            overview is split by method family (`attributions/overview/<family>`, and
+            `<family>_<k>` for a family that needs several grids).
           mesh: a 1-D device mesh to split the probe batch over; None: one device.
           history_dir: a folder to keep every firing's maps in (see callbacks.history);
             None: kept in memory only, for this run.
@@ -185,12 +206,17 @@ class AttributionCallback(ScheduledCallback):
         self.targets = targets
         self.percentile = percentile
         self.evolution = evolution
+        if isinstance(overview_columns, bool) or not isinstance(overview_columns, int) or (
+                overview_columns < 1):
+            raise ValueError(f"overview_columns must be an int >= 1; got {overview_columns!r}.")
+        self.overview_columns = overview_columns
         self.mesh = mesh
         self.history_dir = history_dir
         self._history_writer: HistoryWriter | None = None
         self._key = jax.random.key(seed)
         self._compiled: dict[str, Any] | None = None
-        self._signed = {name: attribution.get(name).signed for name in self.methods}
+        self._signed = {name: attribution.get(name).signed for name in self.methods
+                        if name not in method_sets.SETS}
         # Every firing's host maps and clip values, in step order; owned by the background
         # thread once training runs.
         self._firings: list[dict[str, Any]] = []
@@ -206,6 +232,7 @@ class AttributionCallback(ScheduledCallback):
 
     def on_train_begin(self, state: Any) -> None:
         """Compiles; continues the history (a resumed run); fires at step 0 on a fresh run."""
+        self._expand_sets(self.variables_of(state))
         self.compile(self.variables_of(state))
         if self.history_dir is not None and self._history_writer is None:
             self._history_writer = HistoryWriter(
@@ -228,10 +255,18 @@ class AttributionCallback(ScheduledCallback):
         """The model's variables in a hook's `state` (see `callbacks.model`)."""
         return self._model.variables_of(state)
 
+    def _expand_sets(self, variables: Any) -> None:
+        """Method sets become their members that apply to the model (once)."""
+        if method_sets.has_sets(self.methods):
+            classifier = self._model.classifier(variables, self.images.shape[1:])
+            self.methods = expand_sets(self.methods, classifier)
+            self._signed = {name: attribution.get(name).signed for name in self.methods}
+
     def compile(self, variables: Any) -> None:
         """Builds and compiles every method for the probe batch (once; later calls do nothing)."""
         if self._compiled is not None:
             return
+        self._expand_sets(variables)
         start = time.perf_counter()
         shape = self.images.shape[1:]
         classifier = self._model.classifier(variables, shape)
@@ -377,8 +412,9 @@ class AttributionCallback(ScheduledCallback):
             coloured[name], normalized[name] = grids.colour(maps[name], self._signed[name],
                                                             scales)
         rows = firing["rows"]
-        images = {"attributions/overview": grids.overview(
-            digits, coloured, rows, self._legend(names))}
+        images = {tag: grids.overview(digits, {n: coloured[n] for n in group}, rows,
+                                      self._legend(group))
+                  for tag, group in overview_groups(names, self.overview_columns).items()}
         for name in names:
             images[f"methods/{name}"] = grids.method_grid(
                 name, digits, coloured[name], normalized[name], self.images, self._range, rows,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import attribution
+from attribution import method_sets
 
 Logs = Mapping[str, float] | None
 
@@ -43,14 +44,31 @@ def checked_probes(probe_images: Any, probe_labels: Any) -> tuple[np.ndarray, np
 
 def method_options(methods: Sequence[str] | Mapping[str, Mapping[str, Any]]
                    ) -> dict[str, dict[str, Any]]:
-    """Method name -> options, from names or a mapping; unknown methods or options fail here."""
+    """Method (or set) name -> options, from names or a mapping; unknown methods or options
+    fail here. Sets (`attribution.method_sets`) stay until `expand_sets` knows the model."""
     if isinstance(methods, str):
         raise ValueError(f"methods must be a list of names or a mapping; got {methods!r}.")
     options = ({name: dict(opts) for name, opts in methods.items()}
                if isinstance(methods, Mapping) else {name: {} for name in methods})
     for name, opts in options.items():
+        if name in method_sets.SETS:
+            if opts:
+                raise ValueError(f"The set {name!r} takes no options; give its members' "
+                                 "options by their names.")
+            continue
         attribution.get(name).check_options(opts)  # Fails here, before training.
     return options
+
+
+def expand_sets(options: Mapping[str, dict[str, Any]], classifier: attribution.Classifier
+                ) -> dict[str, dict[str, Any]]:
+    """`options` with each set replaced by its members that apply to `classifier` (with their
+    defaults, or the options given for them by name)."""
+    if not method_sets.has_sets(options):
+        return dict(options)
+    names = method_sets.expand(list(options),
+                               lambda: attribution.applicable_methods(classifier))
+    return {name: dict(options.get(name, {})) for name in names}
 
 
 class Callback:

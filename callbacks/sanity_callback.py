@@ -30,11 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import attribution
-from attribution import render, sanity
+from attribution import method_sets, render, sanity
 from attribution.sanity.input_invariance import DEFAULT_SHIFT
 from callbacks.attribution_callback import GRADIENT_FAMILY, finite_or_blank
 from callbacks.background import BackgroundJobs
-from callbacks.base import checked_probes, method_options
+from callbacks.base import checked_probes, expand_sets, method_options
 from callbacks.model import CallbackModel
 from callbacks.schedule import Schedule
 from callbacks.scheduled import ScheduledCallback
@@ -151,7 +151,8 @@ class SanityCallback(ScheduledCallback):
         self.faithfulness_steps = faithfulness_steps
         self.invariance_shift = float(invariance_shift)
         self.seed = seed
-        self._signed = {name: attribution.get(name).signed for name in self.methods}
+        self._signed = {name: attribution.get(name).signed for name in self.methods
+                        if name not in method_sets.SETS}
         self._compiled: Any = None
         self._stage_names: dict[str, tuple[str, ...]] = {}
         self._background = BackgroundJobs("sanity")
@@ -164,6 +165,7 @@ class SanityCallback(ScheduledCallback):
     # Hooks -------------------------------------------------------------------------------------
 
     def on_train_begin(self, state: Any) -> None:
+        self._expand_sets(self.variables_of(state))  # Before the figures need the names.
         self._background.submit(self.compile, snapshot(self.variables_of(state)))
         step = int(getattr(state, "step", 0) or 0)
         if self.resume_tags is not None and step:
@@ -184,10 +186,18 @@ class SanityCallback(ScheduledCallback):
         """The model's variables in a hook's `state` (see `callbacks.model`)."""
         return self._model.variables_of(state)
 
+    def _expand_sets(self, variables: Any) -> None:
+        """Method sets become their members that apply to the model (once)."""
+        if method_sets.has_sets(self.methods):
+            classifier = self._model.classifier(variables, self.images.shape[1:])
+            self.methods = expand_sets(self.methods, classifier)
+            self._signed = {name: attribution.get(name).signed for name in self.methods}
+
     def compile(self, variables: Any) -> None:
         """Builds every check and compiles them as one function (once; later calls do nothing)."""
         if self._compiled is not None:
             return
+        self._expand_sets(variables)
         start = time.perf_counter()
         shape = self.images.shape[1:]
         n = len(self.labels)

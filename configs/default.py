@@ -53,7 +53,7 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     """The `attribution` section: what the AttributionCallback explains, and when."""
     section = ml_collections.ConfigDict()
     section.enabled = True  # Log attribution maps for the probe digits to TensorBoard.
-    section.methods = methods  # Comma-separated method names (attribution.names()).
+    section.methods = methods  # Comma-separated method or set names (see README, Method sets).
     section.probes_per_class = 2  # Probe digits per class, taken from the eval split.
     section.probe_indices = ""  # Comma-separated eval indices; overrides probes_per_class.
     # When to fire: "log" (steps 0, 1, 2, 4, ... through epoch 1, then every epoch),

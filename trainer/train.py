@@ -2,10 +2,11 @@
 
 import ast
 import dataclasses
+import functools
 import json
 import os
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import jax
@@ -15,12 +16,14 @@ import numpy as np
 from absl import logging
 
 import attribution
+from attribution import method_sets
 from callbacks import event_files
 from callbacks import probes as probe_files
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback, CallbackList
 from callbacks.history import FOLDER as HISTORY_FOLDER
 from callbacks.metric_writer import MultiWriter
+from callbacks.model import CallbackModel
 from callbacks.sanity_callback import SanityCallback
 from callbacks.schedule import parse as parse_schedule
 from callbacks.tensorboard_writer import TensorBoardWriter
@@ -81,12 +84,18 @@ class SetupError(ValueError):
     """The config, data or workdir is unusable; raised before any training or writing."""
 
 
-def attribution_methods(section: ml_collections.ConfigDict) -> dict[str, dict]:
-    """Method name -> options, from the config's `attribution` section."""
+def attribution_methods(section: ml_collections.ConfigDict,
+                        applicable: Callable[[], Collection[str]] | None = None
+                        ) -> dict[str, dict]:
+    """Method name -> options, from the config's `attribution` section.
+
+    Named sets (`attribution.method_sets`) expand to their members that apply to the model
+    (`applicable`: returns those; None keeps every member); each member gets the section's
+    options for it.
+    """
     methods = {}
-    for name in (n.strip() for n in section.methods.split(",")):
-        if not name:
-            continue
+    requested = [n.strip() for n in section.methods.split(",") if n.strip()]
+    for name in method_sets.expand(requested, applicable):
         options = section.options.get(name)
         methods[name] = options.to_dict() if options is not None else {}
         if section.layer and "layer" in attribution.get(name).defaults:
@@ -141,10 +150,13 @@ def model_options(section: ml_collections.ConfigDict) -> dict:
 def attribution_callback(section: ml_collections.ConfigDict, model,
                          probe_images: np.ndarray, probe_labels: np.ndarray, writer,
                          mesh: jax.sharding.Mesh | None = None,
-                         history_dir: str | None = None) -> AttributionCallback:
+                         history_dir: str | None = None,
+                         applicable: Callable[[], Collection[str]] | None = None
+                         ) -> AttributionCallback:
     """The AttributionCallback the config's `attribution` section describes."""
     return AttributionCallback(
-        model, probe_images, probe_labels, writer, methods=attribution_methods(section),
+        model, probe_images, probe_labels, writer,
+        methods=attribution_methods(section, applicable),
         schedule=section.schedule, at_start=section.at_start, targets=section.targets,
         percentile=section.percentile, scale=section.scale, seed=section.seed, mesh=mesh,
         history_dir=history_dir, drift_similarity=section.drift_similarity,
@@ -152,7 +164,8 @@ def attribution_callback(section: ml_collections.ConfigDict, model,
     )
 
 
-def sanity_methods(config: ml_collections.ConfigDict) -> dict[str, dict]:
+def sanity_methods(config: ml_collections.ConfigDict,
+                   applicable: Callable[[], Collection[str]] | None = None) -> dict[str, dict]:
     """Method name -> options for the SanityCallback.
 
     The `sanity` section's methods (empty: the attribution section's), with the attribution
@@ -162,17 +175,18 @@ def sanity_methods(config: ml_collections.ConfigDict) -> dict[str, dict]:
     if config.sanity.methods.strip():
         section = ml_collections.ConfigDict(section.to_dict())
         section.methods = config.sanity.methods
-    return attribution_methods(section)
+    return attribution_methods(section, applicable)
 
 
 def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.ndarray,
                     probe_labels: np.ndarray, writer,
-                    resume_tags: Collection[str] | None = None) -> SanityCallback:
+                    resume_tags: Collection[str] | None = None,
+                    applicable: Callable[[], Collection[str]] | None = None) -> SanityCallback:
     """The SanityCallback the config's `sanity` section describes, on the attribution probes."""
     section = config.sanity
     return SanityCallback(
         model, probe_images, probe_labels, writer,
-        methods=sanity_methods(config), num_probes=section.num_probes,
+        methods=sanity_methods(config, applicable), num_probes=section.num_probes,
         schedule=section.schedule, at_start=section.at_start,
         at_end=section.at_end, independent=section.independent,
         figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
@@ -236,6 +250,7 @@ class _Setup:
     mesh: Any
     steps_per_epoch: int
     probes: np.ndarray | None  # Stored in the workdir already, else None.
+    applicable: Callable[[], list[str]]  # The methods that apply to the model (cached).
 
 
 def _setup(config: ml_collections.ConfigDict, workdir: str) -> _Setup:
@@ -262,20 +277,36 @@ def _setup(config: ml_collections.ConfigDict, workdir: str) -> _Setup:
         # apply to the model (Grad-CAM on an MLP) fails at `build`.
         digit, label = splits.eval_images[:1], splits.eval_labels[:1]
         shape = splits.eval_images.shape[1:]
+        applicable = _applicable_methods(config, model, state, shape)
         if config.attribution.enabled:
-            callback = attribution_callback(config.attribution, model, digit, label, None, mesh)
-            for name, options in attribution_methods(config.attribution).items():
+            callback = attribution_callback(config.attribution, model, digit, label, None, mesh,
+                                            applicable=applicable)
+            for name, options in attribution_methods(config.attribution, applicable).items():
                 attribution.build(name, model, callback.variables_of(state), shape,
                                   **model_options(config.attribution), **options)
         if config.sanity.enabled:
-            callback = sanity_callback(config, model, digit, label, None)
-            for name, options in sanity_methods(config).items():
+            callback = sanity_callback(config, model, digit, label, None,
+                                       applicable=applicable)
+            for name, options in sanity_methods(config, applicable).items():
                 attribution.build(name, model, callback.variables_of(state), shape,
                                   **model_options(config.attribution), **options)
         probes = probe_files.read_probes(workdir, len(splits.eval_labels))
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e
-    return _Setup(splits, model, state, mesh, steps_per_epoch, probes)
+    return _Setup(splits, model, state, mesh, steps_per_epoch, probes, applicable)
+
+
+def _applicable_methods(config: ml_collections.ConfigDict, model: Any, state: Any,
+                        shape: tuple[int, ...]) -> Callable[[], list[str]]:
+    """The registered methods that apply to the model, found (once) when a set asks."""
+
+    @functools.cache
+    def applicable() -> list[str]:
+        options = model_options(config.attribution)
+        variables = CallbackModel(model, **options).variables_of(state)
+        return attribution.applicable_methods(model, variables, tuple(shape), **options)
+
+    return applicable
 
 
 def train_and_evaluate(
@@ -356,7 +387,7 @@ def _train(config, workdir, setup, callbacks):
         if config.attribution.enabled:
             callback = attribution_callback(
                 config.attribution, model, probe_images, probe_labels, writer, mesh,
-                os.path.join(workdir, HISTORY_FOLDER) if main else None)
+                os.path.join(workdir, HISTORY_FOLDER) if main else None, setup.applicable)
             _compile(callback, "attribution", state, len(probe_labels))
             callbacks.insert(0, callback)
         if config.sanity.enabled:
@@ -367,7 +398,7 @@ def _train(config, workdir, setup, callbacks):
             resume_tags = (event_files.tags_at_step(workdir, start_epoch * spe)
                            if main and start_epoch else None)
             callback = sanity_callback(config, model, probe_images, probe_labels, writer,
-                                       resume_tags)
+                                       resume_tags, setup.applicable)
             callbacks.insert(int(config.attribution.enabled), callback)
         callback_list = CallbackList(callbacks)
         if not start_epoch:

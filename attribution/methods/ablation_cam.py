@@ -63,5 +63,5 @@ def make(classifier: Classifier, *, layer: str | None = None,
     return attribute
 
 
-METHOD = Method(name="ablation_cam", make=make, signed=False, stochastic=False,
-                completeness=False)
+METHOD = Method(name="ablation_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

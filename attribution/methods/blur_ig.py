@@ -105,4 +105,5 @@ def make(classifier: Classifier, *, max_sigma: float = 50.0, steps: int = 100,
     return attribute
 
 
-METHOD = Method(name="blur_ig", make=make, signed=True, stochastic=False, completeness=False)
+METHOD = Method(name="blur_ig", make=make, signed=True, stochastic=False, completeness=False,
+                family="gradient")

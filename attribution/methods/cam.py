@@ -91,4 +91,5 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     return layer_map_method(classifier, name, "cam", _combine)
 
 
-METHOD = Method(name="cam", make=make, signed=True, stochastic=False, completeness=False)
+METHOD = Method(name="cam", make=make, signed=True, stochastic=False, completeness=False,
+                family="cam")

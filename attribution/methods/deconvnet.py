@@ -36,4 +36,5 @@ def make(classifier: Classifier) -> AttributionFn:
     return split_batch(attribute)
 
 
-METHOD = Method(name="deconvnet", make=make, signed=True, stochastic=False, completeness=False)
+METHOD = Method(name="deconvnet", make=make, signed=True, stochastic=False, completeness=False,
+                family="propagation")

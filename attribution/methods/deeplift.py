@@ -72,4 +72,5 @@ def make(classifier: Classifier, *, baseline: ArrayLike = 0.0) -> AttributionFn:
     return split_batch(attribute)
 
 
-METHOD = Method(name="deeplift", make=make, signed=True, stochastic=False, completeness=True)
+METHOD = Method(name="deeplift", make=make, signed=True, stochastic=False, completeness=True,
+                family="propagation")

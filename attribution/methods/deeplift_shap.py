@@ -54,5 +54,5 @@ def make(classifier: Classifier, *, baselines: ArrayLike | None = None,
     return attribute
 
 
-METHOD = Method(name="deeplift_shap", make=make, signed=True, stochastic=False,
-                completeness=False)
+METHOD = Method(name="deeplift_shap", make=make, signed=True, stochastic=False, completeness=False,
+                family="propagation")

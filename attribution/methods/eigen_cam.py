@@ -41,4 +41,5 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     return layer_map_method(classifier, layer, "eigen_cam", combine)
 
 
-METHOD = Method(name="eigen_cam", make=make, signed=False, stochastic=False, completeness=False)
+METHOD = Method(name="eigen_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

@@ -61,4 +61,4 @@ def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4, fill: Arra
 
 
 METHOD = Method(name="feature_ablation", make=make, signed=True, stochastic=False,
-                completeness=False)
+                completeness=False, family="perturbation")

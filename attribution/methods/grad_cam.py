@@ -52,4 +52,5 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     return layer_map_method(classifier, layer, "grad_cam", combine)
 
 
-METHOD = Method(name="grad_cam", make=make, signed=False, stochastic=False, completeness=False)
+METHOD = Method(name="grad_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

@@ -48,4 +48,4 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
 
 
 METHOD = Method(name="grad_cam_plus_plus", make=make, signed=False, stochastic=False,
-                completeness=False)
+                completeness=False, family="cam")

@@ -31,4 +31,5 @@ def make(classifier: Classifier) -> AttributionFn:
     return split_batch(attribute)
 
 
-METHOD = Method(name="gradient", make=make, signed=True, stochastic=False, completeness=False)
+METHOD = Method(name="gradient", make=make, signed=True, stochastic=False, completeness=False,
+                family="gradient")

@@ -75,5 +75,5 @@ def make(classifier: Classifier, *, baselines: ArrayLike | None = None, num_samp
     return attribute
 
 
-METHOD = Method(name="gradient_shap", make=make, signed=True, stochastic=True,
-                completeness=False)
+METHOD = Method(name="gradient_shap", make=make, signed=True, stochastic=True, completeness=False,
+                family="gradient")

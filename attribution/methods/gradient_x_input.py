@@ -31,6 +31,5 @@ def make(classifier: Classifier) -> AttributionFn:
     return split_batch(attribute)
 
 
-METHOD = Method(
-    name="gradient_x_input", make=make, signed=True, stochastic=False, completeness=False
-)
+METHOD = Method(name="gradient_x_input", make=make, signed=True, stochastic=False,
+                completeness=False, family="gradient")

@@ -36,4 +36,4 @@ def make(classifier: Classifier) -> AttributionFn:
 
 
 METHOD = Method(name="guided_backprop", make=make, signed=True, stochastic=False,
-                completeness=False)
+                completeness=False, family="propagation")

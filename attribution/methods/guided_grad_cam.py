@@ -41,4 +41,4 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
 
 
 METHOD = Method(name="guided_grad_cam", make=make, signed=True, stochastic=False,
-                completeness=False)
+                completeness=False, family="cam")

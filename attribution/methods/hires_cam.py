@@ -32,4 +32,5 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     return layer_map_method(classifier, layer, "hires_cam", combine)
 
 
-METHOD = Method(name="hires_cam", make=make, signed=False, stochastic=False, completeness=False)
+METHOD = Method(name="hires_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

@@ -73,6 +73,5 @@ def make(classifier: Classifier, *, steps: int = 64, baseline: ArrayLike = 0.0,
     return attribute
 
 
-METHOD = Method(
-    name="integrated_gradients", make=make, signed=True, stochastic=False, completeness=True
-)
+METHOD = Method(name="integrated_gradients", make=make, signed=True, stochastic=False,
+                completeness=True, family="gradient")

@@ -74,4 +74,5 @@ def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4, num_sample
     return attribute
 
 
-METHOD = Method(name="kernel_shap", make=make, signed=True, stochastic=True, completeness=False)
+METHOD = Method(name="kernel_shap", make=make, signed=True, stochastic=True, completeness=False,
+                family="perturbation")

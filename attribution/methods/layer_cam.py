@@ -30,4 +30,5 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     return layer_map_method(classifier, layer, "layer_cam", combine)
 
 
-METHOD = Method(name="layer_cam", make=make, signed=False, stochastic=False, completeness=False)
+METHOD = Method(name="layer_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

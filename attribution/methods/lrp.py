@@ -98,4 +98,5 @@ def make(classifier: Classifier, *, composite: str = "epsilon_plus_flat",
     return split_batch(attribute)
 
 
-METHOD = Method(name="lrp", make=make, signed=True, stochastic=False, completeness=False)
+METHOD = Method(name="lrp", make=make, signed=True, stochastic=False, completeness=False,
+                family="propagation")

@@ -97,4 +97,5 @@ def make(classifier: Classifier, *, window: int | tuple[int, int] = 4,
     return attribute
 
 
-METHOD = Method(name="occlusion", make=make, signed=True, stochastic=False, completeness=False)
+METHOD = Method(name="occlusion", make=make, signed=True, stochastic=False, completeness=False,
+                family="perturbation")

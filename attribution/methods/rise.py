@@ -95,4 +95,5 @@ def make(classifier: Classifier, *, num_samples: int = 256, grid: int = 7, p: fl
     return attribute
 
 
-METHOD = Method(name="rise", make=make, signed=True, stochastic=True, completeness=False)
+METHOD = Method(name="rise", make=make, signed=True, stochastic=True, completeness=False,
+                family="perturbation")

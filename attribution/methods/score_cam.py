@@ -87,4 +87,5 @@ def make(classifier: Classifier, *, layer: str | None = None,
     return attribute
 
 
-METHOD = Method(name="score_cam", make=make, signed=False, stochastic=False, completeness=False)
+METHOD = Method(name="score_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

@@ -59,4 +59,5 @@ def make(classifier: Classifier, *, base: str = "gradient",
     return attribute
 
 
-METHOD = Method(name="smoothgrad", make=make, signed=True, stochastic=True, completeness=False)
+METHOD = Method(name="smoothgrad", make=make, signed=True, stochastic=True, completeness=False,
+                family="gradient")

@@ -63,4 +63,5 @@ def make(classifier: Classifier, *, base: str = "gradient",
     return attribute
 
 
-METHOD = Method(name="vargrad", make=make, signed=False, stochastic=True, completeness=False)
+METHOD = Method(name="vargrad", make=make, signed=False, stochastic=True, completeness=False,
+                family="gradient")

@@ -34,4 +34,5 @@ def make(classifier: Classifier, *, layer: str | None = None) -> AttributionFn:
     return layer_map_method(classifier, layer, "xgrad_cam", combine)
 
 
-METHOD = Method(name="xgrad_cam", make=make, signed=False, stochastic=False, completeness=False)
+METHOD = Method(name="xgrad_cam", make=make, signed=False, stochastic=False, completeness=False,
+                family="cam")

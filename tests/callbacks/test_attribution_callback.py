@@ -210,3 +210,24 @@ def test_drift_scalars_equal_a_hand_computation_on_the_maps(gap_model, probes, m
     assert "drift/gradient/to_previous" not in scalar_values(tmp_path, 0)
     assert sorted(read_events(tmp_path)[0]["drift/curves"]) == [1, 2]
     assert [s for s, _ in callback.drift] == [1, 2]
+
+
+def test_sets_expand_for_the_model_and_a_wide_overview_splits_by_family(probes, tmp_path):
+    model = models.create_model("cnn", features=(4, 8), dense=16)
+    state = steps.create_train_state(model, jax.random.PRNGKey(2), (28, 28, 1),
+                                     steps.make_optimizer("sgd", 0.05))
+    writer = TensorBoardWriter(str(tmp_path))
+    callback = AttributionCallback(model, *probes, writer, methods=["gradient", "propagation"],
+                                   overview_columns=2)
+    callback.on_train_begin(state)  # Fires at step 0.
+    callback.on_train_end(state)
+    writer.close()
+    assert list(callback.methods) == ["gradient", "deconvnet", "deeplift", "deeplift_shap",
+                                      "guided_backprop", "lrp"]
+    images, _ = read_events(str(tmp_path))
+    overviews = sorted(t for t in images if t.startswith("attributions/overview"))
+    assert overviews == ["attributions/overview/gradient", "attributions/overview/propagation_1",
+                         "attributions/overview/propagation_2",
+                         "attributions/overview/propagation_3"]
+    assert all(images[t] == [0] for t in overviews)
+    assert all(f"methods/{m}" in images for m in callback.methods)
