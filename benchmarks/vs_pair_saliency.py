@@ -16,7 +16,9 @@ compared on the coarse map, upsampled by our bilinear rule); occlusion with a 4x
 window at stride 1 (PAIR's only stride; it sums the drops where we average them, so its map
 is compared with ours times the number of windows covering each pixel); gradient x input is
 PAIR's gradient times the input; Blur IG at PAIR's defaults (max_sigma 50, 100 steps,
-grad_step 0.01). SmoothGrad draws different noise on each side, so its maps
+grad_step 0.01); Guided IG at PAIR's defaults (200 steps, fraction 0.25, max_dist 0.02; PAIR
+computes its path in float64, we in float32; numpy 2 renamed an argument PAIR passes, which the
+script translates). SmoothGrad draws different noise on each side, so its maps
 agree only up to sampling error: the row also gives the correlation between two of our own
 runs with different keys, the agreement to expect.
 
@@ -43,6 +45,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import saliency.core as pair  # noqa: E402
 
+# PAIR's Guided IG calls np.quantile(..., interpolation=), which numpy 2 renamed `method`.
+_quantile = np.quantile
+np.quantile = lambda a, q, *args, interpolation=None, **kwargs: _quantile(  # noqa: E731
+    a, q, *args, **({"method": interpolation} if interpolation else {}), **kwargs)
+
 import attribution  # noqa: E402
 from attribution import layers  # noqa: E402
 from benchmarks.attribution import machine_lines, train  # noqa: E402
@@ -60,6 +67,7 @@ OURS = {
     "occlusion": ("occlusion", {"window": WINDOW, "stride": 1, "fill": 0.0}),
     # PAIR's defaults.
     "blur_ig": ("blur_ig", {"max_sigma": 50.0, "steps": 100, "grad_step": 0.01}),
+    "guided_ig": ("guided_ig", {"steps": 200, "fraction": 0.25, "max_dist": 0.02}),
 }
 
 
@@ -109,6 +117,9 @@ def peer_maps(method: str, images: np.ndarray, labels: np.ndarray, call, batch: 
         elif method == "grad_cam":
             # Timed with PAIR's default resize; compared on the coarse map (see module doc).
             m = pair.GradCam().GetMask(x, call, args, should_resize=timing, three_dims=False)
+        elif method == "guided_ig":
+            m = pair.GuidedIG().GetMask(x, call, args, x_baseline=np.zeros_like(x),
+                                        x_steps=200, fraction=0.25, max_dist=0.02)
         elif method == "blur_ig":
             m = pair.BlurIG().GetMask(x, call, args, max_sigma=50, steps=100, grad_step=0.01)
         else:

@@ -22,6 +22,7 @@ EXPECTED = ["(4, 28, 28, 1) ['ablation_cam', 'blur_ig', 'deconvnet', 'deeplift',
             "'deeplift_shap', "
             "'eigen_cam', 'feature_ablation', 'grad_cam', 'grad_cam_plus_plus', 'gradient', "
             "'gradient_shap', 'gradient_x_input', 'guided_backprop', 'guided_grad_cam', "
+            "'guided_ig', "
             "'hires_cam', 'integrated_gradients', 'kernel_shap', 'layer_cam', 'lime', 'lrp', "
             "'occlusion', 'rise', 'score_cam', 'smoothgrad', 'vargrad', 'xgrad_cam']",
             "['batch_stats', 'params']",

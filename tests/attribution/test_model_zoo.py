@@ -200,6 +200,7 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
     with pytest.raises(attribution.NotApplicableError,
                        match="Methods that apply to this model: blur_ig, deeplift, deeplift_shap, "
                              "feature_ablation, gradient, gradient_shap, gradient_x_input, "
+                             "guided_ig, "
                              "integrated_gradients, kernel_shap, lime, lrp, occlusion, rise, "
                              "smoothgrad, vargrad"):
         attribution.build("grad_cam", mlp_apply, mlp_variables, SHAPE)
