@@ -27,7 +27,7 @@ import jax
 import jax.extend.core as jex
 import jax.numpy as jnp
 
-from attribution._jaxpr_interpreter import bind
+from attribution._jaxpr_interpreter import bind, evaluate
 from attribution.classifier import NotApplicableError
 from attribution.relu_backward import _ACTIVATION_CALLS, _calling_activation
 
@@ -123,7 +123,7 @@ def _step(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any]:
         if sub is None:
             raise _unsupported(eqn, "its body could not be found")
         jaxpr, consts = sub
-        return _evaluate(jaxpr, consts, invals[len(invals) - len(jaxpr.invars):])
+        return evaluate(jaxpr, consts, invals[len(invals) - len(jaxpr.invars):], _step)
     linear = (name in _AFFINE or (name in _BILINEAR and len(dependent) == 1)
               or (name in _LINEAR_IN and (_LINEAR_IN[name] is None and 0 not in dependent
                                           or _LINEAR_IN[name] is not None
@@ -139,19 +139,6 @@ def _step(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any]:
     if name in _BILINEAR or name in _ELEMENTWISE:
         raise _unsupported(eqn, "it combines two input-dependent values")
     raise _unsupported(eqn, "it is neither affine nor an elementwise nonlinearity")
-
-
-def _evaluate(jaxpr: jex.Jaxpr, consts: Sequence[Any], args: Sequence[Any]) -> list[Any]:
-    env: dict[jex.Var, Any] = {}
-
-    def read(atom):
-        return atom.val if isinstance(atom, jex.Literal) else env[atom]
-
-    env.update(zip(jaxpr.constvars, consts, strict=True))
-    env.update(zip(jaxpr.invars, args, strict=True))
-    for eqn in jaxpr.eqns:
-        env.update(zip(eqn.outvars, _step(eqn, [read(v) for v in eqn.invars]), strict=True))
-    return [read(v) for v in jaxpr.outvars]
 
 
 def rescale_apply(fn: Callable[[Any, jax.Array], Any]
@@ -175,7 +162,7 @@ def rescale_apply(fn: Callable[[Any, jax.Array], Any]
         closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(variables, images)
         leaves = jax.tree.leaves(variables)
         args = [*leaves, _Pair(images, jax.lax.stop_gradient(references))]
-        outs = _evaluate(closed.jaxpr, closed.consts, args)
+        outs = evaluate(closed.jaxpr, closed.consts, args, _step)
         values = [o.value if isinstance(o, _Pair) else o for o in outs]
         return jax.tree.unflatten(jax.tree.structure(out_shape), values)
 

@@ -22,6 +22,7 @@ faithfulness and completeness), as in Adebayo et al. Run from the repository roo
 
     MNIST_DIR=path/to/mnist python benchmarks/sanity_scores.py
     python benchmarks/sanity_scores.py --probes 8 --epochs 1     # smoke run
+    python benchmarks/sanity_scores.py --methods cam_family,lrp  # some methods or sets
 
 Prints the machine, the setup and a markdown table to stdout. Takes about two minutes on
 two CPU cores.
@@ -45,7 +46,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import attribution  # noqa: E402
-from attribution import sanity  # noqa: E402
+from attribution import method_sets, sanity  # noqa: E402
 from benchmarks.attribution import machine_lines  # noqa: E402
 from trainer import data, models, steps  # noqa: E402
 
@@ -78,11 +79,14 @@ def balanced_probes(labels: np.ndarray, count: int) -> np.ndarray:
     return np.sort(order[:count])
 
 
-def applicable_methods(model, variables, shape) -> tuple[dict, list[str]]:
-    """({name: fn} for the methods that build for this model at default options, skipped)."""
+def applicable_methods(model, variables, shape, only: list[str] | None = None
+                       ) -> tuple[dict, list[str]]:
+    """({name: fn} for the methods that build for this model at default options, skipped);
+    `only`: these methods (or sets) instead of every registered one."""
     fns, skipped = {}, []
-    known = [name for name in ROW_ORDER if name in attribution.names()]
-    for name in known + [n for n in attribution.names() if n not in known]:
+    names = method_sets.expand(only) if only else attribution.names()
+    known = [name for name in ROW_ORDER if name in names]
+    for name in known + [n for n in names if n not in known]:
         try:
             fns[name] = attribution.build(name, model, variables, shape)
         except ValueError:
@@ -166,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probes", type=int, default=32, help="class-balanced eval digits")
     parser.add_argument("--seed", type=int, default=0,
                         help="re-initialization seed, PRNG key and random maps")
+    parser.add_argument("--methods", default="",
+                        help="comma-separated methods or sets; empty: every registered method")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.probes < 1:
         parser.error("--epochs and --probes must be >= 1.")
@@ -180,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     train_s = time.perf_counter() - start
     probes = balanced_probes(splits.eval_labels, args.probes)
     images = splits.eval_images[probes]
-    fns, skipped = applicable_methods(model, variables, images.shape[1:])
+    only = [m.strip() for m in args.methods.split(",") if m.strip()]
+    fns, skipped = applicable_methods(model, variables, images.shape[1:], only)
     result = scores(model, variables, images, fns, args.seed)
 
     print("# Sanity-check scores on the trained CNN\n")
