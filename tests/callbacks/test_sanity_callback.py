@@ -252,3 +252,28 @@ def test_resumed_run_redoes_a_firing_cut_short_and_writes_each_tag_once(trained_
         assert steps[tag] == [32, 64], tag
     # The redo kept what the killed run had written for the scalars it already held.
     assert scalar_values(tmp_path / "run", 64)[part[0]] == 0.5
+
+
+@pytest.mark.slow
+def test_new_method_families_pass_through_the_checks(trained_cnn, mnist, tmp_path):
+    """LRP, DeepLIFT, a gradient-free CAM and KernelSHAP get every score, finite, with the
+    randomized models re-traced through their rewritten backward passes."""
+    model, variables = trained_cnn
+    idx = select_probes(mnist.eval_labels, per_class=1)
+    writer = TensorBoardWriter(tmp_path)
+    methods = {"lrp": {}, "deeplift": {}, "ablation_cam": {},
+               "kernel_shap": {"num_samples": 64, "patch": 7}}
+    callback = SanityCallback(model, mnist.eval_images[idx], mnist.eval_labels[idx], writer,
+                              methods=methods, num_probes=2, schedule="at:0", at_start=True,
+                              independent=False)
+    callback.on_train_begin(variables)  # Fires at step 0.
+    callback.wait()
+    writer.close()
+    values = scalar_values(tmp_path, 0)
+    for m in methods:
+        scores = {k: v for k, v in values.items() if k.startswith(f"sanity/{m}/")}
+        assert {f"sanity/{m}/cascading_spearman_abs", f"sanity/{m}/input_invariance",
+                f"sanity/{m}/deletion_auc"} <= set(scores), m
+        assert all(np.isfinite(v) for v in scores.values()), m
+    # Randomizing every layer changes LRP's maps.
+    assert values["sanity/lrp/cascading_spearman_abs"] < 0.9
