@@ -9,5 +9,5 @@ def get_config(arg: str | None = None):
         config.model = "cnn_gap"
         # A GAP head learns slower than a dense head; a larger step makes up for it.
         config.optimizer.learning_rate = 3e-3
-        config.attribution.methods = default.ALL_METHODS + ",cam"
+        config.attribution.methods = default.DEFAULT_METHODS + ",cam"
     return config
