@@ -24,6 +24,16 @@ def bind(eqn: jex.JaxprEqn, params: dict[str, Any], invals: Sequence[Any]) -> li
     return list(out) if eqn.primitive.multiple_results else [out]
 
 
+def sub_jaxpr(eqn: jex.JaxprEqn) -> tuple[jex.Jaxpr, Sequence[Any]] | None:
+    """The jaxpr a call-like equation (jit, custom_jvp_call, remat, ...) runs, and its consts."""
+    for value in eqn.params.values():
+        if isinstance(value, jex.ClosedJaxpr):
+            return value.jaxpr, value.consts
+        if isinstance(value, jex.Jaxpr):
+            return value, ()
+    return None
+
+
 def evaluate(jaxpr: jex.Jaxpr, consts: Sequence[Any], args: Sequence[Any], rule: Rule
              ) -> list[Any]:
     """The outputs of `jaxpr` on `args`, each equation given to `rule` first."""

@@ -34,7 +34,7 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
-from attribution._jaxpr_interpreter import bind
+from attribution._jaxpr_interpreter import bind, sub_jaxpr
 from attribution.classifier import NotApplicableError
 from attribution.lrp_rules import Composite, Rule, Term
 from attribution.relu_backward import _ACTIVATION_CALLS, _calling_activation
@@ -165,22 +165,20 @@ class _Evaluator:
         name = eqn.primitive.name
         if not dependent:
             return bind(eqn, eqn.params, invals)
+        if name in _CALLS and not _is_relu(eqn, dependent):
+            if eqn.params.get("name") in _ACTIVATION_CALLS:
+                raise _unsupported(eqn, f"{eqn.params['name']} is not a ReLU")
+            sub = sub_jaxpr(eqn)
+            if sub is None:
+                raise _unsupported(eqn, "its body could not be found")
+            jaxpr, consts = sub
+            return self.run(jaxpr, consts, invals[len(invals) - len(jaxpr.invars):])
         values = _values(invals)
         outputs = bind(eqn, eqn.params, values)
         if _is_relu(eqn, dependent) or (name in _AFFINE_ELEMENTWISE and len(dependent) == 1
                                         and self._elementwise(eqn, dependent[0])):
             a = values[dependent[0]]  # Relevance passes: an identity derivative.
             return [_Dep(_with_derivative_of(outputs[0], a))]
-        if name in _CALLS:
-            if eqn.params.get("name") in _ACTIVATION_CALLS:
-                raise _unsupported(eqn, f"{eqn.params['name']} is not a ReLU")
-            sub = next((v for v in eqn.params.values()
-                        if isinstance(v, (jex.ClosedJaxpr, jex.Jaxpr))), None)
-            if sub is None:
-                raise _unsupported(eqn, "its body could not be found")
-            jaxpr, consts = (sub.jaxpr, sub.consts) if isinstance(sub, jex.ClosedJaxpr) else (
-                sub, ())
-            return self.run(jaxpr, consts, invals[len(invals) - len(jaxpr.invars):])
         if name in _NORM:
             return [_Dep(self._norm(eqn, values, dependent, outputs[0]))]
         if name in _GRADIENT and not (name == "select_n" and 0 in dependent):
@@ -248,16 +246,16 @@ class _Evaluator:
 
         linear = base(a, weights)
         forward = _chain_values(chain, linear, eqn.outvars[0], read)
-        zeros = jnp.zeros_like(linear)
-        offset = jax.lax.stop_gradient(_chain_values(chain, zeros, eqn.outvars[0], read))
-        scale = jax.lax.stop_gradient(
-            _chain_values(chain, jnp.ones_like(linear), eqn.outvars[0], read) - offset)
+        offset = jax.lax.stop_gradient(
+            _chain_values(chain, jnp.zeros_like(linear), eqn.outvars[0], read))
         # Without a scaling in the chain (no BatchNorm), each modified layer is one
         # conv / matmul with a modified kernel.
-        unit_scale = not any(link.primitive.name in ("mul", "div", "neg") for link in chain)
-        surrogate = _rule_surrogate(rule, base, jax.lax.stop_gradient(a), a, weights,
-                                    None if unit_scale else scale, offset,
-                                    jax.lax.stop_gradient(forward), self.state)
+        scale = None
+        if any(link.primitive.name in ("mul", "div", "neg") for link in chain):
+            scale = jax.lax.stop_gradient(
+                _chain_values(chain, jnp.ones_like(linear), eqn.outvars[0], read) - offset)
+        surrogate = _rule_surrogate(rule, base, jax.lax.stop_gradient(a), a, weights, scale,
+                                    offset, jax.lax.stop_gradient(forward), self.state)
         return _Dep(_with_derivative_of(forward, surrogate))
 
 

@@ -20,14 +20,14 @@ its derivative while keeping its forward value. Anything else that depends on th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.extend.core as jex
 import jax.numpy as jnp
 
-from attribution._jaxpr_interpreter import bind, evaluate
+from attribution._jaxpr_interpreter import bind, evaluate, sub_jaxpr
 from attribution.classifier import NotApplicableError
 from attribution.relu_backward import _ACTIVATION_CALLS, _calling_activation
 
@@ -83,15 +83,6 @@ def _unsupported(eqn: jex.JaxprEqn, why: str) -> NotApplicableError:
         "BatchNorm in eval mode, adds) and elementwise activations.")
 
 
-def _sub_jaxpr(eqn: jex.JaxprEqn) -> tuple[jex.Jaxpr, Sequence[Any]] | None:
-    for value in eqn.params.values():
-        if isinstance(value, jex.ClosedJaxpr):
-            return value.jaxpr, value.consts
-        if isinstance(value, jex.Jaxpr):
-            return value, ()
-    return None
-
-
 def _is_activation_call(eqn: jex.JaxprEqn, dependent: list[int]) -> bool:
     name = eqn.params.get("name")
     return (eqn.primitive.name in _CALLS and (name == "relu" or name in _ACTIVATION_CALLS)
@@ -119,7 +110,7 @@ def _step(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any]:
         pair = invals[dependent[0]]
         return [_Pair(*rescaled(unary, pair.value, pair.reference))]
     if name in _CALLS:
-        sub = _sub_jaxpr(eqn)
+        sub = sub_jaxpr(eqn)
         if sub is None:
             raise _unsupported(eqn, "its body could not be found")
         jaxpr, consts = sub
