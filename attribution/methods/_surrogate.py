@@ -59,5 +59,33 @@ def fit(classifier: Classifier, variables: Any, images: jax.Array, targets: jax.
     scale = total[:, -1] if relative_ridge else jnp.ones_like(total[:, -1])
     penalty = jnp.diag(jnp.ones(size).at[0].set(0.0))
     system = gram + ridge * scale[:, None, None] * penalty
-    coefficients = jnp.linalg.solve(system, moment[..., None])[..., 0]
-    return coefficients[:, 1:]
+    return solve_symmetric(system, moment)[:, 1:]
+
+
+def solve_symmetric(system: jax.Array, rhs: jax.Array) -> jax.Array:
+    """x `[N, K]` with `system @ x = rhs` for symmetric positive definite `system` `[N, K, K]`.
+
+    Gauss-Jordan elimination in plain JAX rather than `jnp.linalg.solve`: on CPU that calls
+    LAPACK through the OpenBLAS bundled with SciPy, and concurrent calls from XLA's threads
+    (several lanes, or a `lax.map` over model copies in the sanity checks) deadlocked the
+    process. Every step is elementwise per example, so an example's answer does not depend on
+    the batch it sits in. No pivoting is needed for a positive definite system.
+    """
+    size = system.shape[-1]
+    rows = jnp.arange(size)
+
+    def eliminate(k: jax.Array, carry: tuple[jax.Array, jax.Array]
+                  ) -> tuple[jax.Array, jax.Array]:
+        a, b = carry
+        pivot = a[:, k, k]
+        row = a[:, k, :] / pivot[:, None]  # [N, K]
+        b_k = b[:, k] / pivot  # [N]
+        factor = jnp.where(rows[None, :] == k, 0.0, a[:, :, k])  # [N, K]; row k kept
+        a = a - factor[:, :, None] * row[:, None, :]
+        b = b - factor * b_k[:, None]
+        a = a.at[:, k, :].set(row)
+        b = b.at[:, k].set(b_k)
+        return a, b
+
+    _, solution = jax.lax.fori_loop(0, size, eliminate, (system, rhs))
+    return solution

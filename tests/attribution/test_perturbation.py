@@ -113,3 +113,19 @@ def test_bad_options_name_the_valid_values(linear, method, options, message):
     apply_fn, variables, _, _ = linear
     with pytest.raises(ValueError, match=message):
         attribution.build(method, apply_fn, variables, SHAPE, **options)
+
+
+def test_surrogate_solve_matches_numpy_and_ignores_the_batch():
+    from attribution.methods._surrogate import solve_symmetric
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(6, 12, 12))
+    systems = factors @ factors.transpose(0, 2, 1) + 0.5 * np.eye(12)
+    rhs = rng.normal(size=(6, 12))
+    expected = np.linalg.solve(systems, rhs[..., None])[..., 0]
+    solve = jax.jit(solve_symmetric)
+    got = np.asarray(solve(jnp.asarray(systems, jnp.float32), jnp.asarray(rhs, jnp.float32)))
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
+    alone = np.asarray(solve(jnp.asarray(systems[2:3], jnp.float32),
+                             jnp.asarray(rhs[2:3], jnp.float32)))
+    np.testing.assert_array_equal(alone[0], got[2])
