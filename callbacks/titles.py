@@ -10,4 +10,5 @@ METHOD_TITLES = {
     "hires_cam": "HiResCAM", "xgrad_cam": "XGrad-CAM", "layer_cam": "LayerCAM",
     "eigen_cam": "Eigen-CAM", "score_cam": "Score-CAM", "ablation_cam": "Abl-CAM",
     "feature_ablation": "ablation", "rise": "RISE", "kernel_shap": "KernelSHAP", "lime": "LIME",
+    "xrai": "XRAI",
 }

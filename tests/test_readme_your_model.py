@@ -24,7 +24,7 @@ EXPECTED = ["(4, 28, 28, 1) ['ablation_cam', 'blur_ig', 'deconvnet', 'deeplift',
             "'gradient_shap', 'gradient_x_input', 'guided_backprop', 'guided_grad_cam', "
             "'guided_ig', "
             "'hires_cam', 'integrated_gradients', 'kernel_shap', 'layer_cam', 'lime', 'lrp', "
-            "'occlusion', 'rise', 'score_cam', 'smoothgrad', 'vargrad', 'xgrad_cam']",
+            "'occlusion', 'rise', 'score_cam', 'smoothgrad', 'vargrad', 'xgrad_cam', 'xrai']",
             "['batch_stats', 'params']",
             "(4, 28, 28, 1) False", "(4, 28, 28, 1)", "2 firings"]
 

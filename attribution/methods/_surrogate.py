@@ -14,7 +14,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from attribution._chunked import evaluation_sum
 from attribution.classifier import Classifier
@@ -27,24 +26,24 @@ Weight = Callable[[jax.Array], jax.Array]
 
 
 def fit(classifier: Classifier, variables: Any, images: jax.Array, targets: jax.Array,
-        key: jax.Array, *, index: np.ndarray, fill: jax.Array, num_samples: int,
+        key: jax.Array, *, index: jax.Array, count: int, fill: jax.Array, num_samples: int,
         draw: Draw, weight: Weight, ridge: float, chunk_size: int | None,
         relative_ridge: bool = True) -> jax.Array:
     """The coefficients phi `[N, P]` of each example's weighted linear fit.
 
     Args:
+        index: Each pixel's feature, int32 `[N, H, W]` in `[0, count)`.
         ridge: Added to the Gram matrix's diagonal (not the intercept's): > 0 keeps the
             system solvable with few samples.
         relative_ridge: Scale `ridge` by the sum of the weights (a penalty per unit of data
             rather than absolute).
     """
-    count = int(index.max()) + 1
     n = images.shape[0]
     keys = example_keys(key, n)
 
     def statistics(samples: jax.Array, examples: jax.Array) -> jax.Array:
         z = jax.vmap(draw)(keys[examples], samples)  # [c, P]
-        y = classifier.target_logit(variables, masked(images[examples], z, index, fill),
+        y = classifier.target_logit(variables, masked(images[examples], z, index[examples], fill),
                                     targets[examples])
         w = jax.vmap(weight)(z)
         design = jnp.concatenate([jnp.ones_like(z[:, :1]), z], axis=1)  # [c, P + 1]

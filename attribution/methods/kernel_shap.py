@@ -1,4 +1,4 @@
-"""KernelSHAP on square patches.
+"""KernelSHAP on square patches or superpixels.
 
 Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017.
 
@@ -11,7 +11,9 @@ patch gets c_p whatever the samples (given P + 1 independent ones). Sample `s` o
 draws from example `n`'s key alone.
 
 Options:
-    patch: Patch size, an int or `(height, width)`.
+    patch: Patch size, an int or `(height, width)`; for superpixels, SLIC's grid step.
+    features: "patches" (square) or "superpixels" (each image's SLIC segments, see
+        `attribution.segmentation`; about one per `patch` x `patch` pixels).
     num_samples: Coalitions per example (forward passes). With fewer than the number of patches
         + 1 the fit is underdetermined, and its small ridge picks the least-norm solution.
     fill: Value of an absent patch: a scalar or an array broadcastable to one image.
@@ -33,21 +35,21 @@ from attribution._chunked import chunk_size_option
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 from attribution.methods import _surrogate
-from attribution.methods._patches import num_patches, patch_index, patch_pair, to_pixels
+from attribution.methods._patches import feature_index, to_pixels
 
 RIDGE = 1e-6  # Relative; keeps the normal equations solvable in float32.
 
 
-def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4, num_samples: int = 256,
+def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4,
+         features: str = "patches", num_samples: int = 256,
          fill: ArrayLike = 0.0, chunk_size: int | None = None) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`.
 
     Raises:
-        ValueError: For a patch that does not fit or gives one patch, a non-positive
-            `num_samples`, a bad `chunk_size`, or a `fill` that does not broadcast.
+        ValueError: For unknown `features`, a patch that does not fit or gives one patch, a
+            non-positive `num_samples`, a bad `chunk_size`, or a `fill` that does not broadcast.
     """
-    index = patch_index(classifier.input_shape, patch_pair(patch, classifier.input_shape))
-    count = num_patches(index)
+    count, index_of = feature_index(features, patch, classifier.input_shape)
     num_samples = positive_int(num_samples, "num_samples")
     if count < 2:
         raise ValueError(f"KernelSHAP needs at least 2 patches; patch {patch!r} gives 1.")
@@ -64,7 +66,9 @@ def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4, num_sample
 
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
+        index = index_of(images)
         phi = _surrogate.fit(classifier, variables, images, targets, key, index=index,
+                             count=count,
                              fill=jnp.asarray(fill_image, images.dtype),
                              num_samples=num_samples, draw=draw,
                              weight=lambda z: jnp.ones((), z.dtype), ridge=RIDGE,

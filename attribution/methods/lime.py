@@ -1,4 +1,4 @@
-"""LIME on square patches.
+"""LIME on square patches or superpixels.
 
 Ribeiro, Singh & Guestrin, "'Why Should I Trust You?': Explaining the Predictions of Any
 Classifier", KDD 2016.
@@ -13,7 +13,9 @@ input space.) Each patch's coefficient is its pixels' value. Sample `s` of examp
 from example `n`'s key alone.
 
 Options:
-    patch: Patch size, an int or `(height, width)`.
+    patch: Patch size, an int or `(height, width)`; for superpixels, SLIC's grid step.
+    features: "patches" (square) or "superpixels" (each image's SLIC segments, see
+        `attribution.segmentation`; about one per `patch` x `patch` pixels).
     num_samples: Samples per example (forward passes).
     kernel_width: Width of the exponential kernel on the cosine distance.
     alpha: Ridge penalty.
@@ -35,7 +37,7 @@ from attribution._chunked import chunk_size_option
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 from attribution.methods import _surrogate
-from attribution.methods._patches import num_patches, patch_index, patch_pair, to_pixels
+from attribution.methods._patches import feature_index, to_pixels
 
 
 def _positive_number(value: Any, name: str) -> float:
@@ -44,17 +46,17 @@ def _positive_number(value: Any, name: str) -> float:
     return float(value)
 
 
-def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4, num_samples: int = 256,
+def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4,
+         features: str = "patches", num_samples: int = 256,
          kernel_width: float = 0.25, alpha: float = 1.0, fill: ArrayLike = 0.0,
          chunk_size: int | None = None) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`.
 
     Raises:
-        ValueError: For a patch that does not fit, a non-positive `num_samples`,
+        ValueError: For unknown `features`, a patch that does not fit, a non-positive `num_samples`,
             `kernel_width` or `alpha`, a bad `chunk_size`, or a `fill` that does not broadcast.
     """
-    index = patch_index(classifier.input_shape, patch_pair(patch, classifier.input_shape))
-    count = num_patches(index)
+    count, index_of = feature_index(features, patch, classifier.input_shape)
     num_samples = positive_int(num_samples, "num_samples")
     width = _positive_number(kernel_width, "kernel_width")
     alpha = _positive_number(alpha, "alpha")
@@ -72,7 +74,9 @@ def make(classifier: Classifier, *, patch: int | tuple[int, int] = 4, num_sample
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
         # The ridge is given relative to the mean weight; LIME's alpha is absolute.
+        index = index_of(images)
         phi = _surrogate.fit(classifier, variables, images, targets, key, index=index,
+                             count=count,
                              fill=jnp.asarray(fill_image, images.dtype),
                              num_samples=num_samples, draw=draw, weight=weight,
                              ridge=alpha, chunk_size=chunk_size, relative_ridge=False)

@@ -202,7 +202,7 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
                              "feature_ablation, gradient, gradient_shap, gradient_x_input, "
                              "guided_ig, "
                              "integrated_gradients, kernel_shap, lime, lrp, occlusion, rise, "
-                             "smoothgrad, vargrad"):
+                             "smoothgrad, vargrad, xrai"):
         attribution.build("grad_cam", mlp_apply, mlp_variables, SHAPE)
 
 

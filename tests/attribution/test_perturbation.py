@@ -108,6 +108,8 @@ def test_rise_masks_average_to_p(mask):
     ("rise", {"p": 0.0}, r"p must be a number in \(0, 1\]; got 0.0"),
     ("rise", {"mask": "blurry"}, "valid masks: smooth, cells"),
     ("lime", {"kernel_width": 0}, "kernel_width must be a number > 0; got 0"),
+    ("lime", {"features": "pixels"}, "valid features: patches, superpixels"),
+    ("kernel_shap", {"features": "superpixels", "patch": (2, 3)}, "one grid step"),
 ])
 def test_bad_options_name_the_valid_values(linear, method, options, message):
     apply_fn, variables, _, _ = linear
@@ -129,3 +131,25 @@ def test_surrogate_solve_matches_numpy_and_ignores_the_batch():
     alone = np.asarray(solve(jnp.asarray(systems[2:3], jnp.float32),
                              jnp.asarray(rhs[2:3], jnp.float32)))
     np.testing.assert_array_equal(alone[0], got[2])
+
+
+@pytest.mark.parametrize("method, options", [
+    ("kernel_shap", {"num_samples": 40}), ("lime", {"num_samples": 64, "alpha": 1e-6})])
+def test_on_superpixels_each_segment_gets_its_contribution(linear, method, options):
+    """A model linear in the pixels is linear in any segments: each SLIC superpixel of each
+    image gets the sum of its pixels' contributions, whatever shape SLIC gave it."""
+    from attribution import segmentation
+
+    apply_fn, variables, images, targets = linear
+    maps = np.asarray(attribution.explain(method, apply_fn, variables, images, targets,
+                                          key=jax.random.key(2), features="superpixels",
+                                          patch=3, **options))
+    labels = np.asarray(segmentation.slic(jnp.asarray(images), size=3))
+    w = np.asarray(variables["w"])[:, targets].T.reshape(len(targets), *SHAPE)
+    contribution = (w * images)[..., 0]
+    for n in range(len(images)):
+        assert len(np.unique(labels[n])) > 4
+        for label in np.unique(labels[n]):
+            segment = labels[n] == label
+            np.testing.assert_allclose(maps[n, segment, 0], contribution[n][segment].sum(),
+                                       rtol=1e-3, atol=1e-3 * np.abs(contribution).sum())

@@ -37,7 +37,7 @@ FAST = {"integrated_gradients": {"steps": 4}, "smoothgrad": {"num_samples": 2},
         "gradient_shap": {"num_samples": 2}, "blur_ig": {"steps": 4}, "guided_ig": {"steps": 4},
         "deeplift_shap": {"baselines": 0.5}, "rise": {"num_samples": 4},
         "kernel_shap": {"num_samples": 8, "patch": 14}, "lime": {"num_samples": 8, "patch": 14},
-        "feature_ablation": {"patch": 14}}
+        "feature_ablation": {"patch": 14}, "xrai": {"steps": 4, "segment_sizes": (7, 14)}}
 
 
 class BatchStatsState(train_state.TrainState):
