@@ -20,9 +20,10 @@ grad_step 0.01); Guided IG at PAIR's defaults (200 steps, fraction 0.25, max_dis
 computes its path in float64, we in float32; numpy 2 renamed an argument PAIR passes, which the
 script translates); XRAI with PAIR's IG (100 linspace steps, black and white baselines) and
 `min_pixel_diff` 1, timed with PAIR's own Felzenszwalb segments but compared on ours (given to
-PAIR as its `segments` argument), the correlation with PAIR on its own segments beside. SmoothGrad draws different noise on each side, so its maps
-agree only up to sampling error: the row also gives the correlation between two of our own
-runs with different keys, the agreement to expect.
+PAIR as its `segments` argument), the correlation with PAIR on its own segments beside.
+SmoothGrad draws different noise on each side, so its maps agree only up to sampling error:
+the row also gives the correlation between two of our own runs with different keys, the
+agreement to expect.
 
 Run from the repository root:
 

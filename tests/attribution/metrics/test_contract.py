@@ -1,0 +1,63 @@
+"""Every registered metric, on a trained CNN and real digits: finite, deterministic for a key,
+independent of the batch a probe is in; the registry and option checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import attribution
+import attribution.metrics as metrics
+from attribution.metric import FAMILIES
+
+
+@pytest.fixture(scope="module")
+def setup(trained_cnn, digits):
+    model, variables = trained_cnn
+    images, labels = jnp.asarray(digits[0][:6]), jnp.asarray(digits[1][:6], jnp.int32)
+    classifier = attribution.as_classifier(model, variables, (28, 28, 1))
+    explain = attribution.build("integrated_gradients", model, variables, (28, 28, 1), steps=8)
+    maps = jax.jit(explain)(variables, images, labels, jax.random.key(0))
+    return classifier, variables, images, labels, maps, explain
+
+
+FAST = {"faithfulness_correlation": {"num_runs": 8}, "pixel_flipping": {"features_in_step": 56},
+        "monotonicity": {"features_in_step": 56}, "non_sensitivity": {"features_in_step": 28},
+        "infidelity": {"num_samples": 4}, "max_sensitivity": {"num_samples": 2},
+        "avg_sensitivity": {"num_samples": 2}, "local_lipschitz_estimate": {"num_samples": 2}}
+
+
+@pytest.mark.parametrize("name", metrics.names())
+def test_finite_deterministic_and_batch_independent(setup, name):
+    classifier, variables, images, labels, maps, explain = setup
+    fn = metrics.build(name, classifier, **FAST.get(name, {}))
+    run = jax.jit(lambda v, x, t, m, k: metrics.evaluate({name: fn}, v, x, t, m, explain, k,
+                                                         method_key=k)[name])
+    keys = jax.vmap(lambda n: jax.random.fold_in(jax.random.key(7), n))(jnp.arange(6))
+    whole = np.asarray(run(variables, images, labels, maps, keys))
+    assert whole.shape == (6,) and np.isfinite(whole).all()
+    np.testing.assert_array_equal(whole, np.asarray(run(variables, images, labels, maps, keys)))
+    part = np.asarray(run(variables, images[2:4], labels[2:4], maps[2:4], keys[2:4]))
+    np.testing.assert_allclose(part, whole[2:4], rtol=2e-3, atol=2e-4)
+
+
+def test_registry_families_and_sets():
+    assert set(m.family for m in map(metrics.get, metrics.names())) == set(FAMILIES)
+    assert metrics.expand(["complexity", "pointing_game", "sparseness"]) == [
+        "complexity", "sparseness", "pointing_game"]
+    with pytest.raises(ValueError, match="valid metrics: avg_sensitivity, completeness"):
+        metrics.get("pixel_flip")
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("sparseness", {"abs": True}, "valid options: none"),
+    ("faithfulness_correlation", {"subset_size": 784}, "below the number of pixels"),
+    ("pixel_flipping", {"output": "softmax"}, "valid outputs: logit, probability"),
+    ("relevance_mass_accuracy", {"threshold": 1.5}, r"threshold must be a number in \[0.0"),
+    ("max_sensitivity", {"radius": 0}, r"radius must be a number in \(0.0"),
+    ("random_logit", {"similarity": "cosine"}, "valid similarities"),
+    ("region_perturbation", {"patch_size": 40}, "must fit in the image"),
+])
+def test_bad_options_name_the_valid_values(setup, name, options, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.build(name, setup[0], **options)
