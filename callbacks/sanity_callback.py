@@ -16,6 +16,8 @@ Tags written (the interface; see README), `<method>` for each checked method:
   sanity/<method>/deletion_auc                lower = more faithful; also for <method> "random"
   sanity/<method>/insertion_auc               higher = more faithful
   sanity/integrated_gradients/completeness_gap   |sum(map) - logit change| / |logit change|
+  sanity/<method>/<metric>                    evaluation metrics (`callbacks.sanity_metrics`)
+  sanity/verdict                              text: the verdict table (`attribution.verdict`)
   timing/sanity_ms                            compute time of the firing
   sanity/cascading_randomization              image: rows = probe x method, columns = stages
   sanity/similarity_vs_randomized_layers      image: similarity per cascading stage
@@ -36,6 +38,7 @@ from callbacks.attribution_callback import GRADIENT_FAMILY, finite_or_blank
 from callbacks.background import BackgroundJobs
 from callbacks.base import checked_probes, expand_sets, method_options
 from callbacks.model import CallbackModel
+from callbacks.sanity_metrics import DEFAULT_METRICS, VERDICT_TAG, MetricFamilies
 from callbacks.schedule import Schedule
 from callbacks.scheduled import ScheduledCallback
 from callbacks.titles import METHOD_TITLES
@@ -94,6 +97,8 @@ class SanityCallback(ScheduledCallback):
         logits: Any = None,
         preprocess: Callable[[jax.Array], jax.Array] | None = None,
         resume_tags: Collection[str] | None = None,
+        metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] = DEFAULT_METRICS,
+        metric_every: Mapping[str, int] | None = None,
     ):
         """Configures the callback; nothing is compiled until `on_train_begin`.
 
@@ -123,6 +128,10 @@ class SanityCallback(ScheduledCallback):
             complete (its last tag, `timing/sanity_ms`, is missing: a killed run had not
             finished it), the callback fires at S again and writes only the missing tags, so
             no tag shows a step twice. None: no such redo.
+          metrics: evaluation metrics (`attribution.metrics`) or families, or metric name ->
+            options; the default is the verdict's headline metrics. Empty: none (the verdict
+            then reads only the randomization column).
+          metric_every: family -> run at every n-th firing (0: never); default every firing.
         """
         probe_images, probe_labels = checked_probes(probe_images, probe_labels)
         self._range = render.display_range(probe_images)
@@ -136,6 +145,8 @@ class SanityCallback(ScheduledCallback):
             raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
         if not np.isfinite(invariance_shift):
             raise ValueError(f"invariance_shift must be a finite number; got {invariance_shift!r}.")
+        self._metrics = MetricFamilies(metrics, metric_every)
+        self._firings = 0  # Firings queued so far: the metric families' schedule counts them.
         self.methods = method_options(methods)
         if not self.methods:
             raise ValueError("methods is empty; pass at least one attribution method.")
@@ -248,6 +259,8 @@ class SanityCallback(ScheduledCallback):
             if gap is not None:
                 out["completeness_gap"] = jnp.mean(
                     gap(variables, images, targets, trained["integrated_gradients"]))
+            # Stay on the device, for the metric families (popped before the host copy).
+            out["trained"], out["predicted"] = trained, targets
             return out
 
         rng = np.random.default_rng(self.seed)
@@ -255,13 +268,16 @@ class SanityCallback(ScheduledCallback):
                       jnp.asarray(rng.uniform(size=self.images.shape).astype(np.float32)),
                       jnp.asarray(self.images), jax.random.key(self.seed))
         self._compiled = jax.jit(kernel).lower(variables, *self._args).compile()
+        _, random_maps, images, key = self._args
+        self._metrics.compile(classifier, variables, self.methods, images, random_maps, key)
         self.compile_seconds = time.perf_counter() - start
 
     def fire(self, step: int, state: Any) -> None:
         """Queues every check on the current parameters; the scores are logged at `step`."""
         self._background.raise_errors()
         self._queued.append((step, self._background.submit(
-            self._run_and_write, step, snapshot(self.variables_of(state)))))
+            self._run_and_write, step, snapshot(self.variables_of(state)), self._firings)))
+        self._firings += 1
 
     def wait(self, before_step: int | None = None) -> None:
         """Blocks until every queued firing (only those at steps before `before_step`, if
@@ -276,10 +292,15 @@ class SanityCallback(ScheduledCallback):
 
     # Background thread -------------------------------------------------------------------------
 
-    def _run_and_write(self, step: int, variables: Any) -> None:
+    def _run_and_write(self, step: int, variables: Any, firing: int = 0) -> None:
         self.compile(variables)  # Already done unless fired without on_train_begin.
         start = time.perf_counter()
-        host = jax.device_get(self._compiled(variables, *self._args))  # The one host copy.
+        out = self._compiled(variables, *self._args)
+        trained, predicted = out.pop("trained"), out.pop("predicted")
+        _, random_maps, images, key = self._args
+        out["metrics"] = self._metrics.run(self._metrics.due(firing), variables, images,
+                                           predicted, trained, random_maps, key)
+        host = jax.device_get(out)  # The one host copy.
         self.timings.append(1000.0 * (time.perf_counter() - start))
         self._render_and_write(step, host, self.timings[-1])
 
@@ -296,6 +317,8 @@ class SanityCallback(ScheduledCallback):
         }
         self.writer.write_scalars(step, {k: v for k, v in scalars.items() if k not in skip})
         self.writer.write_images(step, {k: v for k, v in images.items() if k not in skip})
+        if VERDICT_TAG not in skip:
+            self.writer.write_texts(step, {VERDICT_TAG: self.verdict(out, step)})
         # Last: its presence in the event files marks the firing complete (see `resume_tags`).
         self.writer.write_scalars(step, done)
 
@@ -315,7 +338,14 @@ class SanityCallback(ScheduledCallback):
         if "completeness_gap" in out:
             scalars["sanity/integrated_gradients/completeness_gap"] = float(
                 out["completeness_gap"])
+        scalars.update(self._metrics.record(out.get("metrics", {})))
         return scalars
+
+    def verdict(self, out: dict[str, Any], step: int) -> str:
+        """The verdict table (markdown) of one firing's host results and the latest metrics."""
+        checks = {m: {f"cascading_{s}": float(v[-1]) for s, v in out["cascading"][m].items()}
+                  for m in self.methods}
+        return self._metrics.verdict(list(self.methods), checks, step)
 
     def _cascading_figure(self, out: dict[str, Any]) -> np.ndarray:
         """Rows: each shown probe x each method; columns: input, trained, each stage."""

@@ -102,6 +102,24 @@ def sanity_config() -> ml_collections.ConfigDict:
     section.faithfulness_steps = 10  # Deletion / insertion steps (curve points - 1).
     section.invariance_shift = -1.0  # Constant added to the inputs by the input-invariance test.
     section.seed = 0  # Seed of the layers' re-initialization (same random weights every firing).
+    # Evaluation metrics (attribution.metrics) or families; empty: none. Default: the verdict's.
+    section.metrics = ("faithfulness_correlation,max_sensitivity,sparseness,"
+                       "relevance_mass_accuracy,completeness")
+    section.metric_every = ml_collections.ConfigDict()  # Run a family every n-th firing; 0: off.
+    section.metric_every.faithfulness = 1  # Pixel flipping, correlation, infidelity, ...
+    section.metric_every.robustness = 1  # Sensitivity, local Lipschitz (re-explain noisy inputs).
+    section.metric_every.randomisation = 1  # The random-logit test (cascading runs always).
+    section.metric_every.complexity = 1  # Sparseness, entropy.
+    section.metric_every.localisation = 1  # Relevance on the digit's strokes.
+    section.metric_every.axiomatic = 1  # Completeness, non-sensitivity.
+    # Metrics' options (attribution/metrics/<name>.py); other metrics run at their defaults.
+    section.metric_options = ml_collections.ConfigDict()
+    section.metric_options.faithfulness_correlation = ml_collections.ConfigDict()
+    section.metric_options.faithfulness_correlation.num_runs = 100  # Random subsets per probe.
+    section.metric_options.faithfulness_correlation.subset_size = 224  # Pixels per subset.
+    section.metric_options.max_sensitivity = ml_collections.ConfigDict()
+    section.metric_options.max_sensitivity.num_samples = 10  # Noisy copies re-explained.
+    section.metric_options.max_sensitivity.radius = 0.1  # Uniform noise in [-radius, radius].
     return section
 
 
@@ -116,3 +134,5 @@ def apply_tiny(config: ml_collections.ConfigDict) -> None:
     config.attribution.options.smoothgrad.num_samples = 4
     config.sanity.methods = "gradient"
     config.sanity.num_probes = 2
+    config.sanity.metric_options.faithfulness_correlation.num_runs = 16
+    config.sanity.metric_options.max_sensitivity.num_samples = 2

@@ -16,7 +16,9 @@ import numpy as np
 from absl import logging
 
 import attribution
+import attribution.metrics as metrics
 from attribution import method_sets
+from attribution.metric import FAMILIES
 from callbacks import event_files
 from callbacks import probes as probe_files
 from callbacks.attribution_callback import AttributionCallback
@@ -191,8 +193,20 @@ def sanity_callback(config: ml_collections.ConfigDict, model, probe_images: np.n
         at_end=section.at_end, independent=section.independent,
         figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
         invariance_shift=section.invariance_shift, seed=section.seed,
-        resume_tags=resume_tags, **model_options(config.attribution),
+        resume_tags=resume_tags, metrics=sanity_metrics(section),
+        metric_every=section.metric_every.to_dict(), **model_options(config.attribution),
     )
+
+
+def sanity_metrics(section: ml_collections.ConfigDict) -> dict[str, dict]:
+    """Metric name -> options from the `sanity` section: its metrics (names or families)
+    with the options `metric_options` gives them."""
+    names = [n.strip() for n in section.metrics.split(",") if n.strip()]
+    given = section.metric_options.to_dict()
+    out = {n: dict(given.get(n, {})) for n in names}
+    for n in metrics.expand([n for n in names if n in FAMILIES]):
+        out.setdefault(n, dict(given.get(n, {})))
+    return {n: opts for n, opts in out.items() if n not in FAMILIES}
 
 
 def check_workdir(workdir: str) -> None:

@@ -25,6 +25,12 @@ def expected_scalars(methods):
         tags |= {f"sanity/{m}/independent_{s}/{layer}" for s in SIMILARITIES for layer in LAYERS}
         tags |= {f"sanity/{m}/input_invariance", f"sanity/{m}/deletion_auc",
                  f"sanity/{m}/insertion_auc"}
+        # The default metrics: the verdict's headline scores (completeness where promised).
+        tags |= {f"sanity/{m}/{metric}" for metric in (
+            "faithfulness_correlation", "max_sensitivity", "sparseness",
+            "relevance_mass_accuracy")}
+    tags |= {"sanity/integrated_gradients/completeness", "sanity/random/sparseness",
+             "sanity/random/faithfulness_correlation", "sanity/random/relevance_mass_accuracy"}
     return tags
 
 
@@ -83,6 +89,40 @@ def test_every_tag_at_every_firing(logged):
     assert {tag: sorted(steps) for tag, steps in images.items()} == {
         "sanity/cascading_randomization": [0, 2, 3],
         "sanity/similarity_vs_randomized_layers": [0, 2, 3]}
+    assert sorted(event_files.texts(str(logdir), "sanity/verdict")) == [0, 2, 3]
+
+
+def test_verdict_text_reads_back_with_the_logged_scores(logged):
+    """One row per method, one cell per family: the logged score and its pass / fail."""
+    _, logdir, _ = logged
+    text = event_files.texts(str(logdir), "sanity/verdict")[2]
+    v = scalar_values(logdir, 2)
+    lines = text.splitlines()
+    assert lines[0] == "**Verdict at step 2**"
+    rows = {line.split(" | ")[0][2:]: line.strip("| ").split(" | ")[1:]
+            for line in lines if line.startswith("| ") and "---" not in line}
+    assert list(rows) == ["method", *METHODS]
+    assert rows["method"][0] == "faithfulness (faithfulness_correlation)"
+    for m, cells in rows.items():
+        if m == "method":
+            continue
+        faith, robust, randomisation, sparse, local, axiom = cells
+        value, verdict = faith.split()
+        assert float(value) == pytest.approx(v[f"sanity/{m}/faithfulness_correlation"],
+                                             rel=2e-3)
+        assert verdict == ("pass" if v[f"sanity/{m}/faithfulness_correlation"]
+                           > v["sanity/random/faithfulness_correlation"] else "fail")
+        value, verdict = randomisation.split()
+        assert float(value) == pytest.approx(v[f"sanity/{m}/cascading_spearman_abs"], rel=2e-3)
+        assert verdict == ("pass" if v[f"sanity/{m}/cascading_spearman_abs"] < 0.5 else "fail")
+        assert float(robust.split()[0]) == pytest.approx(v[f"sanity/{m}/max_sensitivity"],
+                                                         rel=2e-3)
+        assert float(sparse.split()[0]) == pytest.approx(v[f"sanity/{m}/sparseness"], rel=2e-3)
+        assert float(local.split()[0]) == pytest.approx(
+            v[f"sanity/{m}/relevance_mass_accuracy"], rel=2e-3)
+        assert (axiom == "n.a.") == (m != "integrated_gradients")
+    # The paper's result, in the table: the gradient passes randomization, guided backprop not.
+    assert rows["gradient"][2].endswith("pass") and rows["guided_backprop"][2].endswith("fail")
 
 
 def test_cascading_figure_layout(logged):
@@ -200,6 +240,7 @@ def _steps_by_tag(logdir):
     tags = acc.Tags()
     steps = {t: [e.step for e in acc.Scalars(t)] for t in tags["scalars"]}
     steps.update({t: [e.step for e in acc.Images(t)] for t in tags["images"]})
+    steps.update({t: [e.step for e in acc.Tensors(t)] for t in tags["tensors"]})  # Texts.
     return steps
 
 

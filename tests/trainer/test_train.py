@@ -11,9 +11,11 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import attribution
+from callbacks import event_files
 from callbacks.base import Callback
 from callbacks.schedule import parse as parse_schedule
 from trainer import compare_runs, models, train
+from trainer import verdict as verdict_command
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
@@ -71,6 +73,18 @@ def test_config_small_variant_trains_end_to_end(path, tmp_path):
     schedule = parse_schedule(config.attribution.schedule)
     assert [s for s, _ in logged["probes/accuracy"]] == [
         0, *schedule.firings(config.num_epochs, steps_per_epoch)]
+    # The sanity callback wrote its verdict table at every firing (the command prints the last).
+    sanity_steps = sorted(s for s, _ in logged["timing/sanity_ms"])
+    verdicts = event_files.texts(str(tmp_path), "sanity/verdict")
+    assert sanity_steps and sorted(verdicts) == sanity_steps
+    last = verdicts[sanity_steps[-1]]
+    assert last.startswith(f"**Verdict at step {sanity_steps[-1]}**")
+    for method in train.sanity_methods(config):
+        row = next(line for line in last.splitlines() if line.startswith(f"| {method} |"))
+        cells = row.strip("| ").split(" | ")[1:]
+        assert len(cells) == 6 and all(c == "n.a." or c.split()[1] in ("pass", "fail")
+                                       for c in cells), row
+    assert verdict_command.main(str(tmp_path)) == last
     assert len(os.listdir(tmp_path / "checkpoints")) >= 1
     assert any(tag.startswith("config") for tag in tensor_tags(tmp_path))
     # The last checkpoint gives the engine the trained model (linen or NNX, BatchNorm
