@@ -11,6 +11,7 @@ Tags written (the interface; see README), `<method>` for each checked method:
   sanity/<method>/cascading_spearman_abs      trained vs. all layers re-initialized (1 = same)
   sanity/<method>/cascading_spearman_signed
   sanity/<method>/cascading_ssim
+  sanity/<method>/efficient_mprt              entropy rise of the all-random map (eMPRT)
   sanity/<method>/independent_<similarity>/<layer>   only <layer> re-initialized
   sanity/<method>/input_invariance            similarity before / after the shift (1 = invariant)
   sanity/<method>/deletion_auc                lower = more faithful; also for <method> "random"
@@ -248,6 +249,8 @@ class SanityCallback(ScheduledCallback):
                 "targets": cascading["targets"][:, :shown],
                 "input_invariance": {m: jnp.mean(fn(variables, images, targets, key))
                                      for m, fn in invariance.items()},
+                "efficient_mprt": {m: jnp.mean(sanity.efficient_mprt(v[0], v[-1]))
+                                   for m, v in cascading["maps"].items()},
                 "faithfulness": {},
             }
             if "independent" in together:
@@ -332,6 +335,7 @@ class SanityCallback(ScheduledCallback):
                 for layer, value in zip(self._stage_names["independent"], values, strict=True):
                     scalars[f"sanity/{m}/independent_{s}/{layer}"] = float(value)
             scalars[f"sanity/{m}/input_invariance"] = float(out["input_invariance"][m])
+            scalars[f"sanity/{m}/efficient_mprt"] = float(out["efficient_mprt"][m])
         for m, areas in out["faithfulness"].items():
             for k, value in areas.items():
                 scalars[f"sanity/{m}/{k}"] = float(value)

@@ -8,6 +8,7 @@
   et al. 2019).
 - `faithfulness`: deletion and insertion curves and their areas (Petsiuk et al. 2018).
 - `completeness`: integrated gradients' completeness gap (Sundararajan et al. 2017).
+- `mprt`: efficient and smooth MPRT (Hedström et al. 2024), eMPRT from the cascade's maps.
 - `drift`: how much maps changed between firings during training, and when they settled.
 """
 
@@ -26,6 +27,7 @@ from attribution.sanity.input_invariance import (
     make_input_invariance,
     shifted_classifier,
 )
+from attribution.sanity.mprt import discrete_entropy, efficient_mprt, smoothed
 from attribution.sanity.randomization import (
     DEFAULT_SIMILARITIES,
     MODES,
@@ -63,6 +65,8 @@ __all__ = [
     "completeness_gap",
     "constant_leaves",
     "deletion_auc",
+    "discrete_entropy",
+    "efficient_mprt",
     "first_linear_layer",
     "hog_features",
     "get_similarity",
@@ -82,6 +86,7 @@ __all__ = [
     "run_together",
     "randomize_layers",
     "settled_step",
+    "smoothed",
     "shifted_classifier",
     "spearman_abs",
     "spearman_signed",

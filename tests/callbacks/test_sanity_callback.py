@@ -24,7 +24,7 @@ def expected_scalars(methods):
         tags |= {f"sanity/{m}/cascading_{s}" for s in SIMILARITIES}
         tags |= {f"sanity/{m}/independent_{s}/{layer}" for s in SIMILARITIES for layer in LAYERS}
         tags |= {f"sanity/{m}/input_invariance", f"sanity/{m}/deletion_auc",
-                 f"sanity/{m}/insertion_auc"}
+                 f"sanity/{m}/insertion_auc", f"sanity/{m}/efficient_mprt"}
         # The default metrics: the verdict's headline scores (completeness where promised).
         tags |= {f"sanity/{m}/{metric}" for metric in (
             "faithfulness_correlation", "max_sensitivity", "sparseness",
@@ -155,6 +155,10 @@ def test_scores_behave_as_the_papers_say(logged):
     # Deleting the pixels IG ranks first hurts the class far more than deleting random ones.
     assert (v["sanity/integrated_gradients/deletion_auc"]
             < v["sanity/random/deletion_auc"] - 0.2)
+    # eMPRT agrees with the cascade: IG's maps, dominated by the input (0.99 Spearman-abs after
+    # full randomization), gain the least entropy when the model is randomized.
+    assert v["sanity/integrated_gradients/efficient_mprt"] < min(
+        v["sanity/gradient/efficient_mprt"], v["sanity/guided_backprop/efficient_mprt"])
     assert (v["sanity/integrated_gradients/insertion_auc"]
             > v["sanity/random/insertion_auc"])
     assert 0 <= v["sanity/integrated_gradients/completeness_gap"] < 0.1
