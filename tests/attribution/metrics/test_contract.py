@@ -24,7 +24,8 @@ def setup(trained_cnn, digits):
 FAST = {"faithfulness_correlation": {"num_runs": 8}, "pixel_flipping": {"features_in_step": 56},
         "monotonicity": {"features_in_step": 56}, "non_sensitivity": {"features_in_step": 28},
         "infidelity": {"num_samples": 4}, "max_sensitivity": {"num_samples": 2},
-        "avg_sensitivity": {"num_samples": 2}, "local_lipschitz_estimate": {"num_samples": 2}}
+        "avg_sensitivity": {"num_samples": 2}, "local_lipschitz_estimate": {"num_samples": 2},
+        "road": {"percentages": (10, 50, 90)}, "irof": {"segment_size": 7}}
 
 
 @pytest.mark.parametrize("name", metrics.names())
