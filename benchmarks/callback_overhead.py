@@ -174,10 +174,16 @@ def time_standalone(name, model, variables, images, targets, repeats):
     return compile_s, 1e3 * statistics.median(times), out, compiled
 
 
-def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, firings):
-    """SanityCallback with the trainer's default settings: (rows, methods, section)."""
+def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, firings,
+                   metrics=None):
+    """SanityCallback with the trainer's default settings: (rows, methods, section).
+
+    `metrics`: the `sanity.metrics` field (comma-separated); None: the config's default."""
     config = default.get_config()
     section = config.sanity
+    if metrics is not None:
+        with section.unlocked():
+            section.metrics = metrics
     methods = train.sanity_methods(config)
     with tempfile.TemporaryDirectory() as logdir:
         writer = TimedWriter(TensorBoardWriter(logdir))
@@ -186,7 +192,8 @@ def measure_sanity(model, variables, probe_images, probe_labels, epoch_seconds, 
             num_probes=section.num_probes, schedule=section.schedule,
             at_start=section.at_start, at_end=section.at_end, independent=section.independent,
             figure_probes=section.figure_probes, faithfulness_steps=section.faithfulness_steps,
-            invariance_shift=section.invariance_shift, seed=section.seed)
+            invariance_shift=section.invariance_shift, seed=section.seed,
+            metrics=train.sanity_metrics(section), metric_every=section.metric_every.to_dict())
         callback.compile(variables)
         for firing in range(firings):
             callback.fire(firing + 1, variables)
@@ -240,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="measure only the default schedule on 60,000-digit epochs")
     parser.add_argument("--sanity-only", action="store_true",
                         help="measure only SanityCallback (the training epochs still run)")
+    parser.add_argument("--sanity-metrics", default=None,
+                        help="the sanity section's metrics (comma-separated; '' for none); "
+                             "default: the config's")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1,024 training digits, 1 epoch each way, 2 repeats")
     args = parser.parse_args(argv)
@@ -298,11 +308,12 @@ def main(argv: list[str] | None = None) -> None:
             measure_schedule(args, model, state, splits, probe_images, probe_labels, methods)
     if firings:
         rows, sanity_methods, section = measure_sanity(
-            model, {"params": state.params}, probe_images, probe_labels, full_epoch, firings)
+            model, {"params": state.params}, probe_images, probe_labels, full_epoch, firings,
+            args.sanity_metrics)
         print(f"\n## SanityCallback (trainer defaults: methods {', '.join(sanity_methods)}; "
               f"{section.num_probes} of the {len(probe_idx)} probes; independent "
               f"{section.independent}; {section.faithfulness_steps} faithfulness steps; "
-              f"schedule {section.schedule})\n")
+              f"schedule {section.schedule}; metrics {section.metrics or 'none'})\n")
         print(table(["measure", "value", "note"], rows))
 
 

@@ -157,4 +157,5 @@ def _scores_any_map(metric: Any) -> bool:
 
 
 def _means(scores: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    return {n: jnp.mean(v) for n, v in scores.items()}
+    """Means over the probes a metric scored (SIC and AIC skip some, as NaN)."""
+    return {n: jnp.nanmean(v) for n, v in scores.items()}
