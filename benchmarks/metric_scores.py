@@ -40,7 +40,8 @@ RANDOM = "random maps"
 CASCADE, EMPRT = "cascading_spearman_abs", "efficient_mprt"
 
 
-def scores(model, variables, images: np.ndarray, fns: dict, seed: int = 0) -> dict:
+def scores(model, variables, images: np.ndarray, fns: dict, seed: int = 0,
+           names: list[str] | None = None) -> dict:
     """method -> score name -> mean over the probes (host floats); also RANDOM and "ms"."""
     images = jnp.asarray(images)
     classifier = attribution.as_classifier(model, variables, tuple(images.shape[1:]))
@@ -49,7 +50,7 @@ def scores(model, variables, images: np.ndarray, fns: dict, seed: int = 0) -> di
                                           similarities=("spearman_abs",),
                                           num_maps=images.shape[0])
     targets = jnp.asarray(cascade.targets[0])
-    built = {n: metrics.build(n, classifier) for n in metrics.names()}
+    built = {n: metrics.build(n, classifier) for n in names or metrics.names()}
     out, times = {}, {}
     for m, fn in fns.items():
         start = time.perf_counter()
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     parser.add_argument("--methods", default="",
                         help="comma-separated methods or sets; empty: every one that applies")
+    parser.add_argument("--metrics", default="",
+                        help="comma-separated metrics or families; empty: every one")
     args = parser.parse_args(argv)
     only = [m.strip() for m in args.methods.split(",") if m.strip()] or None
     start = time.perf_counter()
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     idx = balanced_probes(splits.eval_labels, args.probes)
     images = np.asarray(splits.eval_images[idx])
     fns, skipped = applicable_methods(model, variables, images.shape[1:], only)
-    result = scores(model, variables, images, fns, args.seed)
+    chosen = metrics.expand([n.strip() for n in args.metrics.split(",") if n.strip()]) or None
+    result = scores(model, variables, images, fns, args.seed, chosen)
     print("# Evaluation metrics on the trained CNN\n")
     print("\n".join(machine_lines()))
     print(f"- Data: {splits.describe()}; CNN trained {args.epochs} epochs (as "
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- Probes: {len(idx)} class-balanced eval digits; maps explain the predicted class; "
           f"every method and metric at its default options; skipped: "
           f"{', '.join(skipped) or 'none'}\n")
-    by_family = {f: metrics.names(f) for f in FAMILIES}
+    by_family = {f: [n for n in metrics.names(f) if chosen is None or n in chosen]
+                 for f in FAMILIES}
     print("## Faithfulness\n")
     print(table(result, by_family["faithfulness"]))
     print("\n## Robustness, randomisation, complexity, localisation, axioms\n")
