@@ -7,36 +7,19 @@ Each public module `attribution/methods/<name>.py` must define `METHOD`, a `Meth
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
 from attribution import methods as _methods_pkg
+from attribution._discovery import discover
 from attribution.classifier import Classifier
 from attribution.method import FAMILIES, AttributionFn, Method
 
 
 @functools.cache
 def _discover() -> dict[str, Method]:
-    found = {}
-    for info in pkgutil.iter_modules(_methods_pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{_methods_pkg.__name__}.{info.name}")
-        method = getattr(module, "METHOD", None)
-        if not isinstance(method, Method):
-            raise TypeError(f"{module.__name__} must define METHOD, an attribution Method.")
-        if method.name != info.name:
-            raise TypeError(f"{module.__name__}.METHOD is named {method.name!r}; "
-                            f"it must be named {info.name!r}, like its module.")
-        _check_signature(method)
-        if method.family not in FAMILIES:
-            raise TypeError(f"{module.__name__}.METHOD has family {method.family!r}; valid "
-                            f"families: {', '.join(FAMILIES)}.")
-        found[info.name] = method
-    return dict(sorted(found.items()))
+    return discover(_methods_pkg, "METHOD", Method, FAMILIES, _check_signature)
 
 
 def _check_signature(method: Method) -> None:

@@ -8,13 +8,13 @@ metrics on one method's maps; `attribution.verdict` turns the scores into pass /
 from __future__ import annotations
 
 import functools
-import importlib
-import pkgutil
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 
+from attribution._discovery import discover
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn
 from attribution.metric import FAMILIES, Metric, MetricFn
@@ -22,22 +22,7 @@ from attribution.metric import FAMILIES, Metric, MetricFn
 
 @functools.cache
 def _discover() -> dict[str, Metric]:
-    found = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        metric = getattr(module, "METRIC", None)
-        if not isinstance(metric, Metric):
-            raise TypeError(f"{module.__name__} must define METRIC, an evaluation Metric.")
-        if metric.name != info.name:
-            raise TypeError(f"{module.__name__}.METRIC is named {metric.name!r}; it must be "
-                            f"named {info.name!r}, like its module.")
-        if metric.family not in FAMILIES:
-            raise TypeError(f"{module.__name__}.METRIC has family {metric.family!r}; valid "
-                            f"families: {', '.join(FAMILIES)}.")
-        found[info.name] = metric
-    return dict(sorted(found.items()))
+    return discover(sys.modules[__name__], "METRIC", Metric, FAMILIES)
 
 
 def names(family: str | None = None) -> list[str]:
