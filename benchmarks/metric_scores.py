@@ -4,9 +4,9 @@ Trains `trainer.models.CNN` as `benchmarks/sanity_scores.py` does (PRNGKey(0), A
 64, 2 epochs, the real training digits), takes `--probes` class-balanced eval digits and, for
 every method that applies to the CNN at its default options, explains the predicted class and
 scores the maps with every metric of `attribution.metrics` at its defaults (mean over the
-probes), plus the cascading randomization's Spearman-abs after every layer is re-initialized
-and eMPRT from the same cascade. Map-only metrics also score uniform-noise maps ("random
-maps"). Prints three markdown tables (faithfulness; the other families; the verdict of
+probes), plus the cascading randomization's Spearman-abs and SSIM after every layer is
+re-initialized and eMPRT from the same cascade. Map-only metrics also score uniform-noise
+maps ("random maps"). Prints three markdown tables (faithfulness; the other families; the verdict of
 `attribution.verdict`) and each method's time. Run from the repository root:
 
     MNIST_DIR=path/to/mnist python benchmarks/metric_scores.py
@@ -37,7 +37,7 @@ from benchmarks.sanity_scores import applicable_methods, balanced_probes, train 
 from trainer import data  # noqa: E402
 
 RANDOM = "random maps"
-CASCADE, EMPRT = "cascading_spearman_abs", "efficient_mprt"
+CASCADE, CASCADE_SSIM, EMPRT = "cascading_spearman_abs", "cascading_ssim", "efficient_mprt"
 
 
 def scores(model, variables, images: np.ndarray, fns: dict, seed: int = 0,
@@ -47,7 +47,7 @@ def scores(model, variables, images: np.ndarray, fns: dict, seed: int = 0,
     classifier = attribution.as_classifier(model, variables, tuple(images.shape[1:]))
     key = jax.random.key(seed)
     cascade = sanity.randomization_scores(fns, model, variables, images, seed=seed, key=key,
-                                          similarities=("spearman_abs",),
+                                          similarities=("spearman_abs", "ssim"),
                                           num_maps=images.shape[0])
     targets = jnp.asarray(cascade.targets[0])
     built = {n: metrics.build(n, classifier) for n in names or metrics.names()}
@@ -62,6 +62,7 @@ def scores(model, variables, images: np.ndarray, fns: dict, seed: int = 0,
         values = jax.device_get(run(variables, images, targets, maps, key))
         out[m] = {n: float(np.nanmean(v)) for n, v in values.items()}
         out[m][CASCADE] = float(cascade.scores[m]["spearman_abs"][-1])
+        out[m][CASCADE_SSIM] = float(cascade.scores[m]["ssim"][-1])
         out[m][EMPRT] = float(np.mean(sanity.efficient_mprt(maps, cascade.maps[m][-1])))
         times[m] = time.perf_counter() - start
         print(f"  {m}: {times[m]:.1f} s", file=sys.stderr, flush=True)
@@ -114,9 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     print("## Faithfulness\n")
     print(table(result, by_family["faithfulness"]))
     print("\n## Robustness, randomisation, complexity, localisation, axioms\n")
-    others = [n for f in FAMILIES[1:] for n in by_family[f]]
-    others = others[:len(by_family["robustness"]) + len(by_family["randomisation"])] + [
-        CASCADE, EMPRT] + others[len(by_family["robustness"]) + len(by_family["randomisation"]):]
+    others = [*by_family["robustness"], *by_family["randomisation"], CASCADE, CASCADE_SSIM,
+              EMPRT, *(n for f in FAMILIES[3:] for n in by_family[f])]
     print(table(result, others))
     print("\n## Verdict\n")
     methods = {m: v for m, v in result["scores"].items() if m != RANDOM}

@@ -113,8 +113,8 @@ def test_verdict_text_reads_back_with_the_logged_scores(logged):
         assert verdict == ("pass" if v[f"sanity/{m}/faithfulness_correlation"]
                            > v["sanity/random/faithfulness_correlation"] else "fail")
         value, verdict = randomisation.split()
-        assert float(value) == pytest.approx(v[f"sanity/{m}/cascading_spearman_abs"], rel=2e-3)
-        assert verdict == ("pass" if v[f"sanity/{m}/cascading_spearman_abs"] < 0.5 else "fail")
+        assert float(value) == pytest.approx(v[f"sanity/{m}/cascading_ssim"], rel=2e-3)
+        assert verdict == ("pass" if v[f"sanity/{m}/cascading_ssim"] < 0.5 else "fail")
         assert float(robust.split()[0]) == pytest.approx(v[f"sanity/{m}/max_sensitivity"],
                                                          rel=2e-3)
         assert float(sparse.split()[0]) == pytest.approx(v[f"sanity/{m}/sparseness"], rel=2e-3)
