@@ -12,6 +12,7 @@ the callback's random maps, which the verdict compares against. What the callbac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,12 +72,14 @@ class MetricFamilies:
         self.families = {f: [n for n in self.options if metrics.get(n).family == f]
                          for f in FAMILIES}
         self.families = {f: ns for f, ns in self.families.items() if ns and self.every[f]}
-        self._programs: dict[str, Any] = {}
+        self._programs: dict[str, Any] = {}  # family -> compiled program
+        self._pending: dict[str, Any] = {}  # family -> its compile, run before it is first due
         self.latest: dict[str, dict[str, dict[str, float]]] = {}  # family -> method -> scores
 
     def compile(self, classifier: Any, variables: Any, methods: Mapping[str, Mapping[str, Any]],
                 images: jax.Array, random_maps: jax.Array, key: jax.Array) -> None:
-        """Compiles one program per family (before the first firing)."""
+        """Builds one program per family; those due at the first firing compile now, the
+        others just before they are first due (their compile time spread over the run)."""
         shape = tuple(images.shape[1:])
         explain = {m: attribution.build(m, classifier, variables, shape, **opts)
                    for m, opts in methods.items()}
@@ -98,8 +101,15 @@ class MetricFamilies:
                                                       random_maps, _no_explain, key))
                 return out
 
-            self._programs[family] = jax.jit(program).lower(
-                variables, images, targets, maps, random_maps, key).compile()
+            self._pending[family] = functools.partial(
+                lambda program: jax.jit(program).lower(
+                    variables, images, targets, maps, random_maps, key).compile(), program)
+        for family in self.due(0):
+            self._compile(family)
+
+    def _compile(self, family: str) -> None:
+        if family not in self._programs:
+            self._programs[family] = self._pending.pop(family)()
 
     def _options_for(self, name: str, method_opts: Mapping[str, Any]) -> dict[str, Any]:
         opts = dict(self.options[name])
@@ -114,13 +124,16 @@ class MetricFamilies:
         return name != "completeness" or np.ndim(method_opts.get("baseline", 0.0)) == 0
 
     def due(self, firing: int) -> list[str]:
-        """The families that run at the callback's `firing`-th firing (counted from 0)."""
-        return [f for f in self.families if firing % self.every[f] == 0]
+        """The families that run at the callback's `firing`-th firing (counted from 0): every
+        n-th, starting with the n-th (a family run every 2nd firing first runs at the 2nd)."""
+        return [f for f in self.families if firing % self.every[f] == self.every[f] - 1]
 
     def run(self, families: Sequence[str], variables: Any, images: jax.Array,
             targets: jax.Array, trained: Mapping[str, jax.Array], random_maps: jax.Array,
             key: jax.Array) -> dict[str, Any]:
         """The due families' means, on the device: family -> method -> metric -> []."""
+        for family in families:
+            self._compile(family)
         return {f: self._programs[f](variables, images, targets, dict(trained), random_maps, key)
                 for f in families}
 

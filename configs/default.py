@@ -107,7 +107,7 @@ def sanity_config() -> ml_collections.ConfigDict:
                        "relevance_mass_accuracy,completeness")
     section.metric_every = ml_collections.ConfigDict()  # Run a family every n-th firing; 0: off.
     section.metric_every.faithfulness = 1  # Pixel flipping, correlation, infidelity, ...
-    section.metric_every.robustness = 1  # Sensitivity, local Lipschitz (re-explain noisy inputs).
+    section.metric_every.robustness = 2  # Sensitivity, Lipschitz: re-explain noisy inputs (costly).
     section.metric_every.randomisation = 1  # The random-logit test (cascading runs always).
     section.metric_every.complexity = 1  # Sparseness, entropy.
     section.metric_every.localisation = 1  # Relevance on the digit's strokes.
@@ -118,7 +118,7 @@ def sanity_config() -> ml_collections.ConfigDict:
     section.metric_options.faithfulness_correlation.num_runs = 100  # Random subsets per probe.
     section.metric_options.faithfulness_correlation.subset_size = 224  # Pixels per subset.
     section.metric_options.max_sensitivity = ml_collections.ConfigDict()
-    section.metric_options.max_sensitivity.num_samples = 10  # Noisy copies re-explained.
+    section.metric_options.max_sensitivity.num_samples = 5  # Noisy copies re-explained.
     section.metric_options.max_sensitivity.radius = 0.1  # Uniform noise in [-radius, radius].
     return section
 
