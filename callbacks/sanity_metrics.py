@@ -86,19 +86,28 @@ class MetricFamilies:
         targets = jax.ShapeDtypeStruct((images.shape[0],), jnp.int32)
         maps = {m: jax.ShapeDtypeStruct(images.shape, jnp.float32) for m in methods}
         for family, names in self.families.items():
+            # Metrics that read only the maps, for any method, run once for every method and
+            # the random maps together (vmapped over the maps): the model's forward passes
+            # that do not depend on the maps (faithfulness correlation's) are shared.
+            shared = {n: metrics.build(n, classifier, **self.options[n]) for n in names
+                      if _scores_any_map(metrics.get(n))}
             per_method = {m: {n: metrics.build(n, classifier, **self._options_for(n, opts))
-                              for n in names if self._applies(n, m, opts)}
+                              for n in names if n not in shared and self._applies(n, m, opts)}
                           for m, opts in methods.items()}
-            on_random = {n: metrics.build(n, classifier, **self.options[n]) for n in names
-                         if _scores_any_map(metrics.get(n))}
 
             def program(variables, images, targets, trained, random_maps, key,
-                        per_method=per_method, on_random=on_random):
+                        per_method=per_method, shared=shared):
                 out = {m: _means(metrics.evaluate(fns, variables, images, targets, trained[m],
                                                   explain[m], key))
                        for m, fns in per_method.items()}
-                out[RANDOM] = _means(metrics.evaluate(on_random, variables, images, targets,
-                                                      random_maps, _no_explain, key))
+                out[RANDOM] = {}
+                if shared:
+                    names_in_order = [*per_method, RANDOM]
+                    stacked = jnp.stack([*(trained[m] for m in per_method), random_maps])
+                    scores = jax.vmap(lambda a: _means(metrics.evaluate(
+                        shared, variables, images, targets, a, _no_explain, key)))(stacked)
+                    for i, m in enumerate(names_in_order):
+                        out[m].update({n: v[i] for n, v in scores.items()})
                 return out
 
             self._pending[family] = functools.partial(
