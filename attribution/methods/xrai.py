@@ -23,7 +23,8 @@ Options:
     baselines: The baselines to average IG over: scalars or images (PAIR: the image's minimum
         and maximum, 0 and 1 for the project's digits).
     rule: IG's path rule, "midpoint" or "linspace" (PAIR's).
-    segment_sizes: SLIC grid steps in pixels, one segmentation per size.
+    segment_sizes: SLIC grid steps in pixels, one segmentation per size; None: 3, 5, 7, 10
+        and 14, those that fit the image (all of them for 28 x 28 digits).
     compactness: SLIC's weight of the distance in space against the distance in intensity.
     dilation: Radius in pixels by which every segment grows (0: none).
     min_pixel_diff: A region must add at least this many new pixels to be chosen.
@@ -45,9 +46,11 @@ from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 from attribution.methods import integrated_gradients
 
+DEFAULT_SEGMENT_SIZES = (3, 5, 7, 10, 14)
+
 
 def make(classifier: Classifier, *, steps: int = 100, baselines: Sequence[ArrayLike] = (0.0, 1.0),
-         rule: str = "midpoint", segment_sizes: Sequence[int] = (3, 5, 7, 10, 14),
+         rule: str = "midpoint", segment_sizes: Sequence[int] | None = None,
          compactness: float = 0.3, dilation: int = 1, min_pixel_diff: int = 1,
          chunk_size: int | None = None) -> AttributionFn:
     """Returns `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, H, W, C]`.
@@ -62,6 +65,9 @@ def make(classifier: Classifier, *, steps: int = 100, baselines: Sequence[ArrayL
                          f"{baselines!r}.")
     ig = [integrated_gradients.make(classifier, steps=steps, baseline=b, rule=rule,
                                     chunk_size=chunk_size) for b in baselines]
+    if segment_sizes is None:
+        side = max(classifier.input_shape[:2])
+        segment_sizes = tuple(s for s in DEFAULT_SEGMENT_SIZES if s <= side) or (side,)
     sizes = segmentation.check_sizes(segment_sizes, classifier.input_shape, "segment_sizes")
     if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 0:
         raise ValueError(f"dilation must be an int >= 0; got {dilation!r}.")
