@@ -14,7 +14,7 @@ Per row: the metric, the maps, the peer, the mean score on each side, the larges
 per probe relative to the peer's largest magnitude (or "-" where the draws differ), and each
 side's time for all N probes (ours jitted, after compilation).
 
-Run from the repository root (`pip install -e ".[bench]"` plus `quantus==0.6.0`):
+Run from the repository root (`pip install -e ".[bench]"`):
 
     python benchmarks/crosscheck_metrics.py              # N = 32
     python benchmarks/crosscheck_metrics.py --quick      # N = 8
