@@ -272,7 +272,8 @@ class SanityCallback(ScheduledCallback):
                       jnp.asarray(self.images), jax.random.key(self.seed))
         self._compiled = jax.jit(kernel).lower(variables, *self._args).compile()
         _, random_maps, images, key = self._args
-        self._metrics.compile(classifier, variables, self.methods, images, random_maps, key)
+        self._metrics.compile(classifier, variables, self.methods, fns, images, random_maps,
+                              key)
         self.compile_seconds = time.perf_counter() - start
 
     def fire(self, step: int, state: Any) -> None:

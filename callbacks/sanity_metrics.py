@@ -77,12 +77,15 @@ class MetricFamilies:
         self.latest: dict[str, dict[str, dict[str, float]]] = {}  # family -> method -> scores
 
     def compile(self, classifier: Any, variables: Any, methods: Mapping[str, Mapping[str, Any]],
-                images: jax.Array, random_maps: jax.Array, key: jax.Array) -> None:
+                explain: Mapping[str, Any], images: jax.Array, random_maps: jax.Array,
+                key: jax.Array) -> None:
         """Builds one program per family; those due at the first firing compile now, the
-        others just before they are first due (their compile time spread over the run)."""
-        shape = tuple(images.shape[1:])
-        explain = {m: attribution.build(m, classifier, variables, shape, **opts)
-                   for m, opts in methods.items()}
+        others just before they are first due (their compile time spread over the run).
+
+        Args:
+          methods: method name -> options; `explain`: name -> its built attribution function
+            (the callback's own, not built again).
+        """
         targets = jax.ShapeDtypeStruct((images.shape[0],), jnp.int32)
         maps = {m: jax.ShapeDtypeStruct(images.shape, jnp.float32) for m in methods}
         for family, names in self.families.items():

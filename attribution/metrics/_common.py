@@ -72,16 +72,21 @@ def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.where(norm > 0, jnp.sum(a * b, axis=-1) / jnp.where(norm > 0, norm, 1.0), 0.0)
 
 
-def outputs_over_steps(images_at: Callable[[jax.Array], jax.Array], steps: int,
-                       output_of: Callable[[jax.Array], jax.Array], num_examples: int
-                       ) -> jax.Array:
-    """`output_of(images_at(s))` for s in 0..steps-1: `[steps, N]`.
+def over_steps(step: Callable[[jax.Array], Any], steps: int, num_examples: int) -> Any:
+    """`step(s)` for s in 0..steps-1, stacked along a new first axis (any pytree of `[N, ...]`).
 
     One `lax.map` over the steps, several steps per forward pass (about 256 images), so memory
     stays bounded by the pass and the model compiles once.
     """
     per_pass = max(1, min(steps, IMAGES_PER_PASS // max(num_examples, 1)))
-    return jax.lax.map(lambda s: output_of(images_at(s)), jnp.arange(steps), batch_size=per_pass)
+    return jax.lax.map(step, jnp.arange(steps), batch_size=per_pass)
+
+
+def outputs_over_steps(images_at: Callable[[jax.Array], jax.Array], steps: int,
+                       output_of: Callable[[jax.Array], jax.Array], num_examples: int
+                       ) -> jax.Array:
+    """`output_of(images_at(s))` for s in 0..steps-1: `[steps, N]`."""
+    return over_steps(lambda s: output_of(images_at(s)), steps, num_examples)
 
 
 def check_int(value: Any, name: str, low: int = 1) -> int:

@@ -19,10 +19,10 @@ from attribution.classifier import Classifier
 from attribution.method import example_keys
 from attribution.metric import Metric, MetricFn
 from attribution.metrics._common import (
-    IMAGES_PER_PASS,
     check_int,
     check_number,
     check_output,
+    over_steps,
     pearson,
     pixel_mask_to_images,
     pixel_relevance,
@@ -64,8 +64,7 @@ def make(classifier: Classifier, *, num_runs: int = 100, subset_size: int = 224,
             after = target_output(classifier, variables, removed, targets, output)
             return jnp.sum(jnp.where(subset, relevance, 0.0), axis=1), before - after
 
-        per_pass = max(1, min(num_runs, IMAGES_PER_PASS // max(n, 1)))
-        sums, drops = jax.lax.map(run, jnp.arange(num_runs), batch_size=per_pass)  # [R, N]
+        sums, drops = over_steps(run, num_runs, n)  # [R, N] each
         return pearson(sums.T, drops.T)
 
     return score

@@ -24,10 +24,10 @@ from attribution.classifier import Classifier
 from attribution.method import example_keys
 from attribution.metric import Metric, MetricFn
 from attribution.metrics._common import (
-    IMAGES_PER_PASS,
     check_int,
     check_number,
     check_output,
+    over_steps,
     target_output,
 )
 
@@ -56,8 +56,7 @@ def make(classifier: Classifier, *, num_samples: int = 32, noise_scale: float = 
             after = target_output(classifier, variables, images - noise, targets, output)
             return jnp.sum(noise * maps, axis=(1, 2, 3)), before - after
 
-        per_pass = max(1, min(num_samples, IMAGES_PER_PASS // max(n, 1)))
-        sums, drops = jax.lax.map(sample, jnp.arange(num_samples), batch_size=per_pass)
+        sums, drops = over_steps(sample, num_samples, n)
         if normalize:
             denominator = jnp.mean(sums**2, axis=0)
             beta = jnp.where(denominator > 0, jnp.mean(sums * drops, axis=0)

@@ -24,7 +24,7 @@ import numpy as np
 from attribution.classifier import Classifier
 from attribution.method import example_keys
 from attribution.metric import Metric, MetricFn
-from attribution.metrics._common import IMAGES_PER_PASS, check_number, pixel_relevance
+from attribution.metrics._common import check_number, over_steps, pixel_relevance
 from attribution.metrics._imputation import ITERATIONS, impute_with_noise
 from attribution.metrics._ordering import ordered
 
@@ -60,8 +60,7 @@ def make(classifier: Classifier, *, percentages: Sequence[float] = DEFAULT_PERCE
             predicted = jnp.argmax(classifier.logits(variables, filled), axis=1)
             return (predicted == targets).astype(jnp.float32)
 
-        per_pass = max(1, min(len(values), IMAGES_PER_PASS // max(n, 1)))
-        hits = jax.lax.map(kept, jnp.arange(len(values)), batch_size=per_pass)  # [P, N]
+        hits = over_steps(kept, len(values), n)  # [P, N]
         return jnp.mean(hits, axis=0)
 
     return score
