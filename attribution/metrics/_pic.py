@@ -29,6 +29,7 @@ import numpy as np
 
 from attribution.metrics._common import check_number
 from attribution.metrics._imputation import impute
+from attribution.metrics.complexity import entropy
 
 THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.10, 0.13, 0.21, 0.34, 0.5, 0.75)
 RANDOM_FRACTION = 0.01
@@ -60,9 +61,7 @@ def information(images: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array
                           jnp.where(c <= jnp.minimum(a, b), jnp.maximum(a, b), a + b - c))
     residual = (q - predicted).reshape(images.shape[0], -1).astype(jnp.int32) + LEVELS - 1
     counts = jax.vmap(lambda r: jnp.bincount(r, length=2 * LEVELS - 1))(residual)
-    p = counts / residual.shape[1]
-    bits = -jnp.sum(jnp.where(p > 0, p * jnp.log2(jnp.where(p > 0, p, 1.0)), 0.0), axis=1)
-    return bits * residual.shape[1]
+    return entropy(counts) / jnp.log(2.0) * residual.shape[1]  # Bits per pixel x pixels.
 
 
 def random_masks(keys: jax.Array, height: int, width: int) -> jax.Array:

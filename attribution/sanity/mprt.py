@@ -31,6 +31,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from attribution.metrics.complexity import entropy
+
 DEFAULT_BINS = 100
 SMOOTH_SAMPLES = 50
 SMOOTH_NOISE = 0.1
@@ -44,9 +46,7 @@ def discrete_entropy(maps: jax.Array, bins: int = DEFAULT_BINS) -> jax.Array:
     width = jnp.where(high > low, high - low, 1.0)
     # numpy's rule: equal bins over [low, high], the maximum in the last bin.
     index = jnp.clip(jnp.floor((values - low) / width * bins), 0, bins - 1).astype(jnp.int32)
-    counts = jnp.sum(jax.nn.one_hot(index, bins, dtype=jnp.float32), axis=1)
-    p = counts / values.shape[1]
-    return -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=1)
+    return entropy(jnp.sum(jax.nn.one_hot(index, bins, dtype=jnp.float32), axis=1))
 
 
 def efficient_mprt(trained: jax.Array, randomized: jax.Array, bins: int = DEFAULT_BINS
