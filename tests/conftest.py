@@ -36,6 +36,13 @@ jax.config.update("jax_default_matmul_precision", "highest")
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def pytest_xdist_auto_num_workers(config):
+    """One worker per core, at most 4: XLA already spreads one worker's compiles and runs over
+    about 1.4 of 2 cores, and each worker holds its own JAX (about 1 GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _SESSION_CACHE is not None:
         shutil.rmtree(_SESSION_CACHE, ignore_errors=True)

@@ -66,15 +66,24 @@ def _colour(images):
     return ((rgb - rgb.mean((0, 1, 2))) / rgb.std((0, 1, 2))).astype(np.float32)
 
 
-# name -> (model, the state its loop would pass, model options, colour probes?)
+# Every method's maps on these two models are compared, NNX against linen, in
+# tests/attribution/test_model_zoo.py; here their loops' states go through the callbacks with
+# methods of every family and rule (the other models take every method that applies).
+EACH_FAMILY = ["gradient", "integrated_gradients", "smoothgrad", "xrai", "guided_backprop",
+               "deeplift", "lrp", "grad_cam", "score_cam", "occlusion", "kernel_shap"]
+
+# name -> (model, the state its loop would pass, model options, colour probes?, methods or
+# None for every method that applies)
 ZOO = {
-    "nnx_mnist_example": lambda: (_nnx_cnn(), None, {}, False),
-    "linen_batchnorm_train_flag": lambda: (*_linen_bn(), {}, False),
-    "nnx_resnet_standardized_colour": lambda: (NnxResNet(rngs=nnx.Rngs(2)), None, {}, True),
+    "nnx_mnist_example": lambda: (_nnx_cnn(), None, {}, False, EACH_FAMILY),
+    "linen_batchnorm_train_flag": lambda: (*_linen_bn(), {}, False, EACH_FAMILY),
+    "nnx_resnet_standardized_colour": lambda: (NnxResNet(rngs=nnx.Rngs(2)), None, {}, True,
+                                               None),
     "tuple_output": lambda: (TupleOutput(), linen_init(TupleOutput(), (28, 28, 1)),
-                             {"logits": 0}, False),
-    "gelu_relu_mix": lambda: (GeluReluNet(), linen_init(GeluReluNet(), (28, 28, 1)), {}, False),
-    "bfloat16_params": lambda: (_nnx_cnn(jnp.bfloat16), None, {}, False),
+                             {"logits": 0}, False, None),
+    "gelu_relu_mix": lambda: (GeluReluNet(), linen_init(GeluReluNet(), (28, 28, 1)), {}, False,
+                              None),
+    "bfloat16_params": lambda: (_nnx_cnn(jnp.bfloat16), None, {}, False, None),
 }
 
 
@@ -92,7 +101,7 @@ def _scalar_values(logdir):
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_both_callbacks_on_the_zoo(name, mnist, tmp_path):
-    model, state, options, colour = ZOO[name]()
+    model, state, options, colour, chosen = ZOO[name]()
     idx = select_probes(mnist.eval_labels, per_class=1)
     images, labels = mnist.eval_images[idx], mnist.eval_labels[idx]
     if colour:
@@ -101,7 +110,7 @@ def test_both_callbacks_on_the_zoo(name, mnist, tmp_path):
     shape = images.shape[1:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # The GELU mix warns about guided backprop (tested).
-        methods = attribution.applicable_methods(model, AttributionCallback(
+        methods = chosen or attribution.applicable_methods(model, AttributionCallback(
             model, images, labels, None, ["gradient"], **options).variables_of(state), shape,
             **options)
         writer = TensorBoardWriter(tmp_path)
