@@ -224,9 +224,11 @@ class SanityCallback(ScheduledCallback):
                 fns, model, variables, shape, mode="independent", seed=self.seed,
                 num_maps=0)
         self._stage_names = {mode: check.stage_names for mode, check in checks.items()}
-        invariance = {name: sanity.make_input_invariance(
+        # The unshifted side of input invariance is the trained model's maps of the cascade.
+        shifted = {name: sanity.make_shifted_maps(
             name, model, variables, shape, shift=self.invariance_shift, options=opts)
             for name, opts in self.methods.items()}
+        invariance = sanity.get_similarity("l1")
         faithfulness = sanity.make_faithfulness(model, variables, shape,
                                                 steps=self.faithfulness_steps)
         gap = None
@@ -247,17 +249,21 @@ class SanityCallback(ScheduledCallback):
                 "cascading": cascading["scores"],
                 "maps": {m: v[:, :shown] for m, v in cascading["maps"].items()},
                 "targets": cascading["targets"][:, :shown],
-                "input_invariance": {m: jnp.mean(fn(variables, images, targets, key))
-                                     for m, fn in invariance.items()},
+                "input_invariance": {m: jnp.mean(invariance(
+                    trained[m], fn(variables, images, targets, key)))
+                    for m, fn in shifted.items()},
                 "efficient_mprt": {m: jnp.mean(sanity.efficient_mprt(v[0], v[-1]))
                                    for m, v in cascading["maps"].items()},
                 "faithfulness": {},
             }
             if "independent" in together:
                 out["independent"] = together["independent"]["scores"]
-            for m, maps in {**trained, RANDOM_BASELINE: random_maps}.items():
-                curves = faithfulness(variables, images, targets, maps)
-                out["faithfulness"][m] = {k: jnp.mean(curves[k])
+            # Every method's maps and the random ones at once: one copy of the curves' passes.
+            scored = {**trained, RANDOM_BASELINE: random_maps}
+            curves = jax.vmap(faithfulness, (None, None, None, 0))(
+                variables, images, targets, jnp.stack(list(scored.values())))
+            for i, m in enumerate(scored):
+                out["faithfulness"][m] = {k: jnp.mean(curves[k][i])
                                           for k in ("deletion_auc", "insertion_auc")}
             if gap is not None:
                 out["completeness_gap"] = jnp.mean(

@@ -25,6 +25,7 @@ from attribution.sanity.input_invariance import (
     first_linear_layer,
     input_invariance,
     make_input_invariance,
+    make_shifted_maps,
     shifted_classifier,
 )
 from attribution.sanity.mprt import discrete_entropy, efficient_mprt, smoothed
@@ -81,6 +82,7 @@ __all__ = [
     "make_faithfulness",
     "make_input_invariance",
     "make_randomization_check",
+    "make_shifted_maps",
     "random_variables",
     "randomization_scores",
     "run_together",

@@ -112,6 +112,46 @@ def shifted_classifier(model: Any, variables: Any, input_shape: tuple[int, int, 
                       variables=original.variables, kind=original.kind)
 
 
+def _build(method: MethodSpec, classifier: Classifier,
+           options: Mapping[str, Any] | None) -> AttributionFn:
+    if isinstance(method, str):
+        return registry.get(method).build(classifier, **dict(options or {}))
+    if callable(method):
+        if options:
+            raise ValueError("options apply to a registered method name; a factory takes none "
+                             f"(got {sorted(options)}).")
+        return method(classifier)
+    raise ValueError(f"method must be a registered method name or a factory; got "
+                     f"{type(method).__name__}.")
+
+
+def make_shifted_maps(
+    method: MethodSpec, model: Any, variables: Any, input_shape: tuple[int, int, int], *,
+    shift: float = DEFAULT_SHIFT, options: Mapping[str, Any] | None = None,
+) -> AttributionFn:
+    """The method's maps of the compensated model `m2` on the shifted inputs `x + shift`.
+
+    The other half of the test, for a caller that has the original model's maps already
+    (the SanityCallback takes them from its randomization check: the program then holds one
+    copy of each method fewer).
+
+    Args:
+        method, options: As for `make_input_invariance`.
+        model, variables, input_shape, shift: As for `shifted_classifier`.
+
+    Returns:
+        Pure, jittable `fn(variables, images [N, H, W, C], targets int32 [N], key) -> maps`;
+        `images` are the unshifted inputs.
+    """
+    shifted = _build(method, shifted_classifier(model, variables, input_shape, shift), options)
+
+    def maps(variables: Any, images: jax.Array, targets: jax.Array, key: jax.Array
+             ) -> jax.Array:
+        return shifted(variables, images + shift, targets, key)
+
+    return maps
+
+
 def make_input_invariance(
     method: MethodSpec, model: Any, variables: Any, input_shape: tuple[int, int, int], *,
     shift: float = DEFAULT_SHIFT, similarity: str = "l1",
@@ -137,24 +177,14 @@ def make_input_invariance(
     """
     sim = get_similarity(similarity)
     original = as_classifier(model, variables, input_shape)
-    shifted = shifted_classifier(original, variables, input_shape, shift)
-    if isinstance(method, str):
-        spec = registry.get(method)
-        options = dict(options or {})
-        before, after = spec.build(original, **options), spec.build(shifted, **options)
-    elif callable(method):
-        if options:
-            raise ValueError("options apply to a registered method name; a factory takes none "
-                             f"(got {sorted(options)}).")
-        before, after = method(original), method(shifted)
-    else:
-        raise ValueError(f"method must be a registered method name or a factory; got "
-                         f"{type(method).__name__}.")
+    after = make_shifted_maps(method, original, variables, input_shape, shift=shift,
+                              options=options)
+    before = _build(method, original, options)
 
     def score(variables: Any, images: jax.Array, targets: jax.Array,
               key: jax.Array) -> jax.Array:
         return sim(before(variables, images, targets, key),
-                   after(variables, images + shift, targets, key))
+                   after(variables, images, targets, key))
 
     return score
 

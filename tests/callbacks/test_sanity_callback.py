@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+import attribution
+from attribution import sanity
 from callbacks import TensorBoardWriter, event_files, select_probes
 from callbacks.sanity_callback import SanityCallback, probe_subset, similarity_plot
 from tests.callbacks.test_attribution_callback import _COUNTER, read_events
@@ -90,6 +92,25 @@ def test_every_tag_at_every_firing(logged):
         "sanity/cascading_randomization": [0, 2, 3],
         "sanity/similarity_vs_randomized_layers": [0, 2, 3]}
     assert sorted(event_files.texts(str(logdir), "sanity/verdict")) == [0, 2, 3]
+
+
+def test_invariance_and_deletion_equal_the_standalone_checks(logged, trained_cnn):
+    """The callback reuses its cascade's maps and scores all methods' curves at once; the
+    scores are those of each check run alone."""
+    callback, logdir, _ = logged
+    model, variables = trained_cnn  # The weights of the firing at step 0.
+    v = scalar_values(logdir, 0)
+    images = callback.images
+    targets = attribution.predicted_targets(model, variables, images)
+    curves = jax.jit(sanity.make_faithfulness(model, variables, images.shape[1:], steps=10))
+    for method, options in METHODS.items():
+        alone = sanity.input_invariance(method, model, variables, images, options=options)
+        assert v[f"sanity/{method}/input_invariance"] == pytest.approx(float(alone.mean()),
+                                                                        abs=1e-5), method
+        maps = attribution.explain(method, model, variables, images, targets, **options)
+        deletion = curves(variables, images, targets, maps)["deletion_auc"]
+        assert v[f"sanity/{method}/deletion_auc"] == pytest.approx(float(deletion.mean()),
+                                                                    abs=1e-5), method
 
 
 def test_verdict_text_reads_back_with_the_logged_scores(logged):
