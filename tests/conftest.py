@@ -43,6 +43,21 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(cores or 1, 4))
 
 
+# The longest modules (1-5 minutes each), started first: on parallel workers a long module
+# started last keeps one worker busy while the others have nothing left to do.
+LONGEST_FIRST = ("callbacks/test_model_zoo_callbacks.py", "trainer/test_train.py",
+                 "callbacks/test_own_loop_example.py", "trainer/test_fault_injection.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # Stable: the order within a module, and of the others, is kept.
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _SESSION_CACHE is not None:
         shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
