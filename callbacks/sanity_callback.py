@@ -34,7 +34,7 @@ import numpy as np
 
 import attribution
 from attribution import method_sets, render, sanity
-from attribution.sanity.input_invariance import DEFAULT_SHIFT
+from attribution.sanity.input_invariance import DEFAULT_SHIFT, DEFAULT_SIMILARITY
 from callbacks.attribution_callback import GRADIENT_FAMILY, finite_or_blank
 from callbacks.background import BackgroundJobs
 from callbacks.base import checked_probes, expand_sets, method_options
@@ -228,7 +228,7 @@ class SanityCallback(ScheduledCallback):
         shifted = {name: sanity.make_shifted_maps(
             name, model, variables, shape, shift=self.invariance_shift, options=opts)
             for name, opts in self.methods.items()}
-        invariance = sanity.get_similarity("l1")
+        invariance_similarity = sanity.get_similarity(DEFAULT_SIMILARITY)
         faithfulness = sanity.make_faithfulness(model, variables, shape,
                                                 steps=self.faithfulness_steps)
         gap = None
@@ -249,7 +249,7 @@ class SanityCallback(ScheduledCallback):
                 "cascading": cascading["scores"],
                 "maps": {m: v[:, :shown] for m, v in cascading["maps"].items()},
                 "targets": cascading["targets"][:, :shown],
-                "input_invariance": {m: jnp.mean(invariance(
+                "input_invariance": {m: jnp.mean(invariance_similarity(
                     trained[m], fn(variables, images, targets, key)))
                     for m, fn in shifted.items()},
                 "efficient_mprt": {m: jnp.mean(sanity.efficient_mprt(v[0], v[-1]))

@@ -34,6 +34,9 @@ from attribution.sanity.similarity import get_similarity
 DEFAULT_SHIFT = -1.0
 """Maps [0, 1] MNIST digits to [-1, 0], as in Kindermans et al."""
 
+DEFAULT_SIMILARITY = "l1"
+"""Compares the maps before and after the shift; sees changes of scale, unlike ranks."""
+
 MethodSpec = str | Callable[[Classifier], AttributionFn]
 """A registered method name, or a factory `classifier -> AttributionFn`."""
 
@@ -154,7 +157,7 @@ def make_shifted_maps(
 
 def make_input_invariance(
     method: MethodSpec, model: Any, variables: Any, input_shape: tuple[int, int, int], *,
-    shift: float = DEFAULT_SHIFT, similarity: str = "l1",
+    shift: float = DEFAULT_SHIFT, similarity: str = DEFAULT_SIMILARITY,
     options: Mapping[str, Any] | None = None,
 ) -> Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]:
     """Builds the invariance score of one method: its map on `m1(x)` against `m2(x + shift)`.
@@ -191,8 +194,9 @@ def make_input_invariance(
 
 def input_invariance(
     method: MethodSpec, model: Any, variables: Any, images: jax.Array,
-    targets: jax.Array | None = None, *, shift: float = DEFAULT_SHIFT, similarity: str = "l1",
-    key: jax.Array | None = None, options: Mapping[str, Any] | None = None,
+    targets: jax.Array | None = None, *, shift: float = DEFAULT_SHIFT,
+    similarity: str = DEFAULT_SIMILARITY, key: jax.Array | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """Runs `make_input_invariance` once on `images`; targets None = the predicted class.
 
