@@ -110,7 +110,8 @@ def jax_child(spec: dict) -> dict:
         images = jnp.asarray(probes["images"][:n])
         for name in spec["methods"]:
             model_name = "cnn_gap" if name in GAP_ONLY else "cnn"
-            variables = {"params": weights[model_name].item()}
+            # On the device once, as a training loop's parameters are (not copied per call).
+            variables = jax.device_put({"params": weights[model_name].item()})
             targets = jnp.asarray(probes[f"targets_{model_name}"][:n], jnp.int32)
             fn = jax.jit(attribution.build(name, models.create_model(model_name), variables,
                                            tuple(images.shape[1:]), **OPTIONS[name]))
