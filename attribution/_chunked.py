@@ -17,6 +17,15 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
   batch into lanes of 16: at 256 probes (timed alternately in one process) the input
   gradient took 51 ms in lanes of 16, 60 ms in lanes of 64 and about 118 ms as one batch,
   CAM 37 ms against 59 ms (path methods, timed the same way, showed no consistent gain).
+- A program whose only convolutions are the model's forward pass (a gradient that stops at
+  the last conv layer: Grad-CAM, CAM) keeps both cores busy by itself, as a forward pass does:
+  XLA:CPU fuses the forward convolutions into one multi-threaded kernel, while input-gradient
+  convolutions run one thread each. Such methods run one lane, in passes of 128 images (16
+  below 128 probes): at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16,
+  Grad-CAM 18 against 22 ms; a single pass of exactly 32 or 64 images ran 1.6-2.5x slower per
+  image than passes of 16 or 128 (XLA:CPU's fused kernel then keeps one core busy), and
+  Grad-CAM at the first conv layer, whose gradient crosses a convolution, 1.4x slower in one
+  lane than in two.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`).
 - All passes have the same shape (padded), so the model compiles for one batch size.
 Accelerators get one lane of up to 4,096 images.
@@ -29,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.extend.core as jex
 import jax.numpy as jnp
 
 from attribution._checks import positive_int
@@ -38,6 +48,7 @@ from attribution.method import AttributionFn
 
 CPU_LANE_SIZE = 64
 CPU_SINGLE_PASS_LANE_SIZE = 16
+CPU_FORWARD_LANE_SIZE = 128
 CPU_MAX_LANES = 8
 ACCELERATOR_CHUNK_SIZE = 4096
 
@@ -154,7 +165,42 @@ def evaluation_sum(fn: Callable[[jax.Array, jax.Array], jax.Array], num_points: 
     return jax.lax.scan(lambda a, start: (body(a, start), None), acc, starts)[0]
 
 
-def split_batch(attribute: AttributionFn, chunk_size: int | None = None) -> AttributionFn:
+def count_convolutions(fn: Callable[..., Any], *args: Any) -> int:
+    """How many convolutions `fn`'s program holds, nested calls and loops included.
+
+    Args:
+        fn: A jittable function.
+        *args: Its arguments: arrays or `jax.ShapeDtypeStruct`s (pytrees allowed).
+    """
+
+    def count(jaxpr: jex.Jaxpr) -> int:
+        total = 0
+        for eqn in jaxpr.eqns:
+            total += eqn.primitive.name == "conv_general_dilated"
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, tuple | list) else (value,):
+                    if isinstance(sub, jex.ClosedJaxpr):
+                        total += count(sub.jaxpr)
+                    elif isinstance(sub, jex.Jaxpr):
+                        total += count(sub)
+        return total
+
+    return count(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def _single_pass_layout(n: int, chunk_size: int | None, forward_only: bool
+                        ) -> tuple[int, int, int]:
+    if not forward_only:
+        chunk = default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE) if chunk_size is None else chunk_size
+        return pass_layout(n, chunk)
+    if chunk_size is None and jax.default_backend() == "cpu":
+        chunk_size = CPU_FORWARD_LANE_SIZE if n >= CPU_FORWARD_LANE_SIZE else (
+            CPU_SINGLE_PASS_LANE_SIZE)
+    return pass_layout(n, chunk_size, max_lanes=1)
+
+
+def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
+                forward_only: bool = False) -> AttributionFn:
     """Runs a single-pass method pass by pass (`pass_layout`) over the batch, in one program.
 
     Padding repeats the last example and its maps are dropped. Valid for any method whose maps
@@ -163,6 +209,9 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None) -> Attr
     Args:
         attribute: `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, ...]`.
         chunk_size: Examples per pass; None for the default.
+        forward_only: The method's program holds no convolution beyond the model's forward
+            pass: it runs as one lane, in passes of `CPU_FORWARD_LANE_SIZE` images on the CPU
+            (`CPU_SINGLE_PASS_LANE_SIZE` below that many; see the module's notes).
 
     Returns:
         A function with `attribute`'s signature and values.
@@ -170,8 +219,7 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None) -> Attr
 
     def run(variables: Any, images: jax.Array, targets: jax.Array, key: jax.Array) -> jax.Array:
         n = images.shape[0]
-        passes, lanes, lane_size = pass_layout(
-            n, default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE) if chunk_size is None else chunk_size)
+        passes, lanes, lane_size = _single_pass_layout(n, chunk_size, forward_only)
         if passes == 1 and lanes == 1:
             return attribute(variables, images, targets, key)
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from attribution import layers
-from attribution._chunked import split_batch
+from attribution._chunked import count_convolutions, split_batch
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn
 
@@ -52,6 +52,11 @@ def layer_map_method(classifier: Classifier, layer: str | None, method: str, com
         ValueError: For an unknown or non-spatial layer (the message lists the valid ones).
     """
     coarse = coarse_map_fn(classifier, layers.resolve_layer(classifier, layer, method), combine)
+    images = jax.ShapeDtypeStruct((1, *classifier.input_shape), jnp.float32)
+    targets = jax.ShapeDtypeStruct((1,), jnp.int32)
+    # A gradient that stops before any convolution leaves only the forward pass's.
+    forward_only = (count_convolutions(coarse, classifier.variables, images, targets)
+                    <= count_convolutions(classifier.logits, classifier.variables, images))
 
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
@@ -59,7 +64,7 @@ def layer_map_method(classifier: Classifier, layer: str | None, method: str, com
         maps = coarse(variables, images, targets)
         return layers.upsample_to_input(maps, classifier.input_shape).astype(jnp.float32)
 
-    return split_batch(attribute)
+    return split_batch(attribute, forward_only=forward_only)
 
 
 def weighted_sum(activation: jax.Array, weights: jax.Array) -> jax.Array:

@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 
 import attribution
-from attribution._chunked import evaluation_sum, split_batch
+from attribution._chunked import (
+    CPU_SINGLE_PASS_LANE_SIZE,
+    count_convolutions,
+    default_chunk_size,
+    evaluation_sum,
+    pass_layout,
+    split_batch,
+)
 from attribution._conv_layout import canonical_convs
 from attribution.methods.integrated_gradients import path_points
 from tests.attribution._models import TinyReluNet, random_variables
+from trainer import models
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 4, 7, 15, 40])
@@ -27,8 +35,9 @@ def test_evaluation_sum_matches_a_double_loop(chunk_size):
     np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("forward_only", [False, True])
 @pytest.mark.parametrize("method", ["gradient_x_input", "guided_backprop"])
-def test_split_batch_keeps_every_map(method):
+def test_split_batch_keeps_every_map(method, forward_only):
     shape = (6, 5, 2)
     model = TinyReluNet()
     variables = random_variables(model, shape, seed=5)
@@ -36,9 +45,28 @@ def test_split_batch_keeps_every_map(method):
     args = (variables, images, jnp.array([0, 3, 1, 2, 2]), jax.random.key(0))
     fn = attribution.build(method, model, variables, shape)
     whole = jax.jit(fn)(*args)
-    for chunk_size in (1, 2, 5):  # 5 chunks, 3 chunks of 2 with one padding, no split.
-        np.testing.assert_allclose(jax.jit(split_batch(fn, chunk_size))(*args), whole,
-                                   rtol=1e-6, atol=1e-7)
+    for chunk_size in (1, 2, 5, None):  # 5 chunks, 3 of 2 with one padding, no split, default.
+        split = split_batch(fn, chunk_size, forward_only=forward_only)
+        np.testing.assert_allclose(jax.jit(split)(*args), whole, rtol=1e-6, atol=1e-7)
+
+
+def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane():
+    model = models.create_model("cnn")
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    args = (variables, jax.ShapeDtypeStruct((32, 28, 28, 1), jnp.float32),
+            jax.ShapeDtypeStruct((32,), jnp.int32), jax.random.key(0))
+    assert count_convolutions(model.apply, variables, args[1]) == 2
+
+    def convolutions(method, layer):
+        return count_convolutions(attribution.build(method, model, variables, (28, 28, 1),
+                                                    layer=layer), *args)
+
+    # At the last conv layer the program is the forward pass: one lane (in two passes of 16
+    # on the CPU, one loop body), so its two convolutions appear once.
+    assert convolutions("grad_cam", "Conv_1") == convolutions("layer_cam", "Conv_1") == 2
+    # At the first, the gradient crosses Conv_1 (one more convolution): a lane per core.
+    lanes = pass_layout(32, default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE))[1]
+    assert convolutions("grad_cam", "Conv_0") == 3 * lanes
 
 
 def _conv(x, w, specs):
