@@ -51,6 +51,9 @@ CPU_SINGLE_PASS_LANE_SIZE = 16
 CPU_FORWARD_LANE_SIZE = 128
 CPU_MAX_LANES = 8
 ACCELERATOR_CHUNK_SIZE = 4096
+# Lanes per pass on the CPU when set (else one per core, up to CPU_MAX_LANES): the maps are the
+# same in any layout; fewer lanes compile faster (each lane is a copy of the model's program).
+LANES_VARIABLE = "ATTRIBUTION_CPU_LANES"
 
 
 def target_logit_grad(
@@ -85,6 +88,12 @@ def chunk_size_option(value: int | None) -> int | None:
 def _default_lanes() -> int:
     if jax.default_backend() != "cpu":
         return 1
+    value = os.environ.get(LANES_VARIABLE, "")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{LANES_VARIABLE}={value!r}: expected a whole number of lanes, "
+                             "1 or more (or unset: one per core).")
+        return int(value)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, CPU_MAX_LANES))
 

@@ -7,9 +7,8 @@ import pytest
 
 import attribution
 from attribution._chunked import (
-    CPU_SINGLE_PASS_LANE_SIZE,
+    LANES_VARIABLE,
     count_convolutions,
-    default_chunk_size,
     evaluation_sum,
     pass_layout,
     split_batch,
@@ -50,7 +49,13 @@ def test_split_batch_keeps_every_map(method, forward_only):
         np.testing.assert_allclose(jax.jit(split)(*args), whole, rtol=1e-6, atol=1e-7)
 
 
-def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane():
+# Lanes are how a pass is cut on the CPU; accelerators run one lane of up to 4,096 images.
+cpu_lanes = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU pass layout")
+
+
+@cpu_lanes
+def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkeypatch):
+    monkeypatch.setenv(LANES_VARIABLE, "2")  # As on a 2-core machine.
     model = models.create_model("cnn")
     variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     args = (variables, jax.ShapeDtypeStruct((32, 28, 28, 1), jnp.float32),
@@ -64,9 +69,8 @@ def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane():
     # At the last conv layer the program is the forward pass: one lane (in two passes of 16
     # on the CPU, one loop body), so its two convolutions appear once.
     assert convolutions("grad_cam", "Conv_1") == convolutions("layer_cam", "Conv_1") == 2
-    # At the first, the gradient crosses Conv_1 (one more convolution): a lane per core.
-    lanes = pass_layout(32, default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE))[1]
-    assert convolutions("grad_cam", "Conv_0") == 3 * lanes
+    # At the first, the gradient crosses Conv_1 (one more convolution): two lanes of 16.
+    assert convolutions("grad_cam", "Conv_0") == 2 * 3
 
 
 def _conv(x, w, specs):
@@ -135,3 +139,37 @@ def test_bad_path_options_raise(options, message):
     with pytest.raises(ValueError, match=message):
         attribution.build("integrated_gradients", TinyReluNet(),
                           random_variables(TinyReluNet(), (6, 5, 2), seed=0), (6, 5, 2), **options)
+
+
+@cpu_lanes
+@pytest.mark.parametrize("lanes", ["2", "3"])
+def test_maps_do_not_depend_on_the_lanes(lanes, monkeypatch, digits):
+    """The suite runs one lane (tests/conftest.py); users' machines one per core."""
+    model = models.create_model("cnn")
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    images, labels = digits[0][:10], digits[1][:10]
+    methods = {"gradient": {}, "guided_backprop": {}, "grad_cam": {"layer": "Conv_0"},
+               "integrated_gradients": {"steps": 3}, "smoothgrad": {"num_samples": 3}}
+
+    def maps():
+        return {name: np.asarray(attribution.explain(name, model, variables, images, labels,
+                                                     chunk_size=4, **options)
+                                 if name in ("integrated_gradients", "smoothgrad") else
+                                 attribution.explain(name, model, variables, images, labels,
+                                                     **options))
+                for name, options in methods.items()}
+
+    monkeypatch.setenv(LANES_VARIABLE, "1")
+    one_lane = maps()
+    monkeypatch.setenv(LANES_VARIABLE, lanes)
+    assert pass_layout(10, 4)[1] == min(int(lanes), 4)
+    for name, several in maps().items():
+        np.testing.assert_allclose(several, one_lane[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@cpu_lanes
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_lane_counts_name_the_variable(value, monkeypatch):
+    monkeypatch.setenv(LANES_VARIABLE, value)
+    with pytest.raises(ValueError, match=f"ATTRIBUTION_CPU_LANES='{value}'.*1 or more"):
+        pass_layout(10, 4)
