@@ -20,12 +20,13 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
 - A program whose only convolutions are the model's forward pass (a gradient that stops at
   the last conv layer: Grad-CAM, CAM) keeps both cores busy by itself, as a forward pass does:
   XLA:CPU fuses the forward convolutions into one multi-threaded kernel, while input-gradient
-  convolutions run one thread each. Such methods run one lane, in passes of 128 images (16
-  below 128 probes): at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16,
-  Grad-CAM 18 against 22 ms; a single pass of exactly 32 or 64 images ran 1.6-2.5x slower per
-  image than passes of 16 or 128 (XLA:CPU's fused kernel then keeps one core busy), and
-  Grad-CAM at the first conv layer, whose gradient crosses a convolution, 1.4x slower in one
-  lane than in two.
+  convolutions run one thread each. From 128 probes such methods run one lane, in passes of
+  128 images: at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16, Grad-CAM
+  18 against 22 ms. Below 128 they keep the lanes of 16: at 32 probes one lane in two passes
+  of 16 was within the noise of two lanes (3.9-4.3 ms against 4.2-4.6 ms for CAM, faster in
+  one benchmark run, slower in the next), and a single pass of exactly 32 or 64 images ran
+  1.6-2.5x slower per image than passes of 16 or 128 (XLA:CPU's fused kernel). Grad-CAM at
+  the first conv layer, whose gradient crosses a convolution, was 1.4x slower in one lane.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`).
 - All passes have the same shape (padded), so the model compiles for one batch size.
 Accelerators get one lane of up to 4,096 images.
@@ -199,13 +200,13 @@ def count_convolutions(fn: Callable[..., Any], *args: Any) -> int:
 
 def _single_pass_layout(n: int, chunk_size: int | None, forward_only: bool
                         ) -> tuple[int, int, int]:
-    if not forward_only:
-        chunk = default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE) if chunk_size is None else chunk_size
-        return pass_layout(n, chunk)
-    if chunk_size is None and jax.default_backend() == "cpu":
-        chunk_size = CPU_FORWARD_LANE_SIZE if n >= CPU_FORWARD_LANE_SIZE else (
-            CPU_SINGLE_PASS_LANE_SIZE)
-    return pass_layout(n, chunk_size, max_lanes=1)
+    on_cpu = jax.default_backend() == "cpu"
+    if forward_only and chunk_size is None and on_cpu and n >= CPU_FORWARD_LANE_SIZE:
+        return pass_layout(n, CPU_FORWARD_LANE_SIZE, max_lanes=1)
+    if forward_only and chunk_size is not None:
+        return pass_layout(n, chunk_size, max_lanes=1)
+    chunk = default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE) if chunk_size is None else chunk_size
+    return pass_layout(n, chunk)
 
 
 def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
@@ -219,8 +220,8 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
         attribute: `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, ...]`.
         chunk_size: Examples per pass; None for the default.
         forward_only: The method's program holds no convolution beyond the model's forward
-            pass: it runs as one lane, in passes of `CPU_FORWARD_LANE_SIZE` images on the CPU
-            (`CPU_SINGLE_PASS_LANE_SIZE` below that many; see the module's notes).
+            pass: from `CPU_FORWARD_LANE_SIZE` probes on (or with a `chunk_size`), it runs as
+            one lane, in passes of that many images (see the module's notes).
 
     Returns:
         A function with `attribute`'s signature and values.

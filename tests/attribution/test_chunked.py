@@ -58,19 +58,20 @@ def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkey
     monkeypatch.setenv(LANES_VARIABLE, "2")  # As on a 2-core machine.
     model = models.create_model("cnn")
     variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-    args = (variables, jax.ShapeDtypeStruct((32, 28, 28, 1), jnp.float32),
-            jax.ShapeDtypeStruct((32,), jnp.int32), jax.random.key(0))
-    assert count_convolutions(model.apply, variables, args[1]) == 2
+    assert count_convolutions(model.apply, variables, jnp.zeros((1, 28, 28, 1))) == 2
 
-    def convolutions(method, layer):
+    def convolutions(method, layer, probes):
+        args = (variables, jax.ShapeDtypeStruct((probes, 28, 28, 1), jnp.float32),
+                jax.ShapeDtypeStruct((probes,), jnp.int32), jax.random.key(0))
         return count_convolutions(attribution.build(method, model, variables, (28, 28, 1),
                                                     layer=layer), *args)
 
-    # At the last conv layer the program is the forward pass: one lane (in two passes of 16
-    # on the CPU, one loop body), so its two convolutions appear once.
-    assert convolutions("grad_cam", "Conv_1") == convolutions("layer_cam", "Conv_1") == 2
+    # At the last conv layer the program is the forward pass: from 128 probes one lane (two
+    # passes of 128, one loop body), so its two convolutions appear once; below, two lanes.
+    assert convolutions("grad_cam", "Conv_1", 256) == convolutions("layer_cam", "Conv_1", 256) == 2
+    assert convolutions("grad_cam", "Conv_1", 32) == 2 * 2
     # At the first, the gradient crosses Conv_1 (one more convolution): two lanes of 16.
-    assert convolutions("grad_cam", "Conv_0") == 2 * 3
+    assert convolutions("grad_cam", "Conv_0", 256) == 2 * 3
 
 
 def _conv(x, w, specs):
