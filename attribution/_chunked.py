@@ -20,11 +20,11 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
 - A program whose only convolutions are the model's forward pass (a gradient that stops at
   the last conv layer: Grad-CAM, CAM) keeps both cores busy by itself, as a forward pass does:
   XLA:CPU fuses the forward convolutions into one multi-threaded kernel, while input-gradient
-  convolutions run one thread each. From 128 probes such methods run one lane, in passes of
-  128 images: at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16, Grad-CAM
-  18 against 22 ms. Below 128 they keep the lanes of 16: at 32 probes one lane in two passes
-  of 16 was within the noise of two lanes (3.9-4.3 ms against 4.2-4.6 ms for CAM, faster in
-  one benchmark run, slower in the next), and a single pass of exactly 32 or 64 images ran
+  convolutions run one thread each. From 128 probes such methods run one lane, in equal passes
+  of at most 128 images: at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16,
+  Grad-CAM 18 against 22 ms. Below 128 they keep the lanes of 16: at 32 probes one lane in
+  two passes of 16 was within the noise of two lanes (3.9-4.3 ms against 4.2-4.6 ms for CAM,
+  faster in one benchmark run, slower in the next), and a single pass of exactly 32 or 64 images ran
   1.6-2.5x slower per image than passes of 16 or 128 (XLA:CPU's fused kernel). Grad-CAM at
   the first conv layer, whose gradient crosses a convolution, was 1.4x slower in one lane.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`).
@@ -54,6 +54,7 @@ CPU_MAX_LANES = 8
 ACCELERATOR_CHUNK_SIZE = 4096
 # Lanes per pass on the CPU when set (else one per core, up to CPU_MAX_LANES): the maps are the
 # same in any layout; fewer lanes compile faster (each lane is a copy of the model's program).
+# Read when a method is traced; accelerators always run one lane.
 LANES_VARIABLE = "ATTRIBUTION_CPU_LANES"
 
 
@@ -91,9 +92,9 @@ def _default_lanes() -> int:
         return 1
     value = os.environ.get(LANES_VARIABLE, "")
     if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"{LANES_VARIABLE}={value!r}: expected a whole number of lanes, "
-                             "1 or more (or unset: one per core).")
+        if not (value.isascii() and value.isdecimal()) or not 1 <= int(value) <= CPU_MAX_LANES:
+            raise ValueError(f"{LANES_VARIABLE}={value!r}: expected a whole number of lanes "
+                             f"from 1 to {CPU_MAX_LANES} (or unset: one per core).")
         return int(value)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, CPU_MAX_LANES))
@@ -221,7 +222,7 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
         chunk_size: Examples per pass; None for the default.
         forward_only: The method's program holds no convolution beyond the model's forward
             pass: from `CPU_FORWARD_LANE_SIZE` probes on (or with a `chunk_size`), it runs as
-            one lane, in passes of that many images (see the module's notes).
+            one lane, in equal passes of at most that many images (see the module's notes).
 
     Returns:
         A function with `attribute`'s signature and values.

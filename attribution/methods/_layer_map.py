@@ -52,11 +52,14 @@ def layer_map_method(classifier: Classifier, layer: str | None, method: str, com
         ValueError: For an unknown or non-spatial layer (the message lists the valid ones).
     """
     coarse = coarse_map_fn(classifier, layers.resolve_layer(classifier, layer, method), combine)
-    images = jax.ShapeDtypeStruct((1, *classifier.input_shape), jnp.float32)
-    targets = jax.ShapeDtypeStruct((1,), jnp.int32)
-    # A gradient that stops before any convolution leaves only the forward pass's.
-    forward_only = (count_convolutions(coarse, classifier.variables, images, targets)
-                    <= count_convolutions(classifier.logits, classifier.variables, images))
+    forward_only = False
+    if jax.default_backend() == "cpu":  # Accelerators run one lane whatever the program.
+        images = jax.ShapeDtypeStruct((1, *classifier.input_shape), jnp.float32)
+        targets = jax.ShapeDtypeStruct((1,), jnp.int32)
+        forward = count_convolutions(classifier.logits, classifier.variables, images)
+        # A gradient that stops before any convolution leaves only the forward pass's.
+        forward_only = 0 < count_convolutions(coarse, classifier.variables, images,
+                                              targets) <= forward
 
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
