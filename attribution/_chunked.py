@@ -24,9 +24,10 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
   of at most 128 images: at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16,
   Grad-CAM 18 against 22 ms. Below 128 they keep the lanes of 16: at 32 probes one lane in
   two passes of 16 was within the noise of two lanes (3.9-4.3 ms against 4.2-4.6 ms for CAM,
-  faster in one benchmark run, slower in the next), and a single pass of exactly 32 or 64 images ran
-  1.6-2.5x slower per image than passes of 16 or 128 (XLA:CPU's fused kernel). Grad-CAM at
-  the first conv layer, whose gradient crosses a convolution, was 1.4x slower in one lane.
+  faster in one benchmark run, slower in the next), and a single pass of exactly 32 or 64
+  images ran 1.6-2.5x slower per image than passes of 16 or 128 (XLA:CPU's fused kernel).
+  Grad-CAM at the first conv layer, whose gradient crosses a convolution, was 1.4x slower in
+  one lane.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`).
 - All passes have the same shape (padded), so the model compiles for one batch size.
 Accelerators get one lane of up to 4,096 images.
@@ -39,11 +40,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.extend.core as jex
 import jax.numpy as jnp
 
 from attribution._checks import positive_int
 from attribution._conv_layout import canonical_convs
+from attribution._jaxpr_interpreter import count_equations
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn
 
@@ -183,20 +184,8 @@ def count_convolutions(fn: Callable[..., Any], *args: Any) -> int:
         fn: A jittable function.
         *args: Its arguments: arrays or `jax.ShapeDtypeStruct`s (pytrees allowed).
     """
-
-    def count(jaxpr: jex.Jaxpr) -> int:
-        total = 0
-        for eqn in jaxpr.eqns:
-            total += eqn.primitive.name == "conv_general_dilated"
-            for value in eqn.params.values():
-                for sub in value if isinstance(value, tuple | list) else (value,):
-                    if isinstance(sub, jex.ClosedJaxpr):
-                        total += count(sub.jaxpr)
-                    elif isinstance(sub, jex.Jaxpr):
-                        total += count(sub)
-        return total
-
-    return count(jax.make_jaxpr(fn)(*args).jaxpr)
+    return count_equations(jax.make_jaxpr(fn)(*args).jaxpr,
+                           lambda eqn: eqn.primitive.name == "conv_general_dilated")
 
 
 def _single_pass_layout(n: int, chunk_size: int | None, forward_only: bool

@@ -7,7 +7,7 @@ rewrites. The result stays jittable and differentiable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -32,6 +32,23 @@ def sub_jaxpr(eqn: jex.JaxprEqn) -> tuple[jex.Jaxpr, Sequence[Any]] | None:
         if isinstance(value, jex.Jaxpr):
             return value, ()
     return None
+
+
+def sub_jaxprs(params: dict[str, Any]) -> Iterator[tuple[jex.Jaxpr, Sequence[Any]]]:
+    """Every jaxpr an equation's params hold (call bodies, loop bodies, cond branches)."""
+    for value in params.values():
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, jex.ClosedJaxpr):
+                yield v.jaxpr, v.consts
+            elif isinstance(v, jex.Jaxpr):
+                yield v, ()
+
+
+def count_equations(jaxpr: jex.Jaxpr, matches: Callable[[jex.JaxprEqn], bool]) -> int:
+    """Equations of `jaxpr` that `matches`, nested ones included (a match is not entered)."""
+    return sum(1 if matches(eqn) else sum(count_equations(sub, matches)
+                                           for sub, _ in sub_jaxprs(eqn.params))
+               for eqn in jaxpr.eqns)
 
 
 def evaluate(jaxpr: jex.Jaxpr, consts: Sequence[Any], args: Sequence[Any], rule: Rule

@@ -24,7 +24,7 @@ through the interpreter.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -32,7 +32,14 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
-from attribution._jaxpr_interpreter import Rule, bind, evaluate, interpreted
+from attribution._jaxpr_interpreter import (
+    Rule,
+    bind,
+    count_equations,
+    evaluate,
+    interpreted,
+    sub_jaxprs,
+)
 from attribution.classifier import Classifier, NotApplicableError
 
 RULES = ("guided", "deconvnet")
@@ -97,24 +104,9 @@ def _relu_operand(eqn: jex.JaxprEqn) -> int | None:
     return operand
 
 
-def _sub_jaxprs(params: dict[str, Any]) -> Iterator[tuple[jex.Jaxpr, Sequence[Any]]]:
-    for value in params.values():
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, jex.ClosedJaxpr):
-                yield v.jaxpr, v.consts
-            elif isinstance(v, jex.Jaxpr):
-                yield v, ()
-
-
 def count_relus(jaxpr: jex.Jaxpr) -> int:
     """Number of ReLU equations in `jaxpr`, nested calls included."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        if _relu_operand(eqn) is not None:
-            total += 1
-        else:
-            total += sum(count_relus(sub) for sub, _ in _sub_jaxprs(eqn.params))
-    return total
+    return count_equations(jaxpr, lambda eqn: _relu_operand(eqn) is not None)
 
 
 # Activations by the name of their jitted function (jax.nn / flax), or their primitive.
@@ -151,7 +143,7 @@ def other_activations(jaxpr: jex.Jaxpr) -> list[str]:
             elif eqn.primitive.name in _ACTIVATION_PRIMITIVES:
                 found.add(_calling_activation(eqn) or _ACTIVATION_PRIMITIVES[eqn.primitive.name])
             else:
-                for sub, _ in _sub_jaxprs(eqn.params):
+                for sub, _ in sub_jaxprs(eqn.params):
                     visit(sub)
 
     visit(jaxpr)
@@ -183,7 +175,7 @@ def _rule(relu: Callable) -> Rule:
         operand = _relu_operand(eqn)
         if operand is not None:
             return [relu(invals[operand])]
-        subs = list(_sub_jaxprs(eqn.params))
+        subs = list(sub_jaxprs(eqn.params))
         if not any(count_relus(sub) for sub, _ in subs):
             return None
         if eqn.primitive.name in _INLINE and len(subs) == 1:
