@@ -8,6 +8,8 @@ from functools import partial
 
 from flax import nnx
 
+from attribution.model_kinds.base import fast_compiling_draws
+
 
 class CNN(nnx.Module):
     """conv32-BN-ReLU-avgpool, conv64-BN-ReLU-avgpool, dense256-ReLU (Dropout), dense10."""
@@ -33,7 +35,8 @@ class CNN(nnx.Module):
 
 
 def cnn(seed: int = 0, **kwargs) -> CNN:
-    return CNN(rngs=nnx.Rngs(seed), **kwargs)
+    with fast_compiling_draws():  # Each eager draw compiles; this form compiles faster.
+        return CNN(rngs=nnx.Rngs(seed), **kwargs)
 
 
 MODELS = {"cnn_nnx": cnn}

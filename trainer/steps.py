@@ -54,8 +54,11 @@ def create_train_state(model: Any, rng: jax.Array, input_shape: tuple[int, ...],
     takes an NNX model's own (already initialized) state."""
     init_rng, dropout_key = jax.random.split(rng)
     model_fns = trainable(model, init_rng, input_shape)
-    return TrainState.create(apply_fn=model_fns.apply, params=model_fns.params, tx=tx,
-                             batch_stats=model_fns.batch_stats, dropout_key=dropout_key)
+    # What TrainState.create does, with the optimizer's state built in one program (eagerly,
+    # each parameter shape compiles its own zeros).
+    return TrainState(step=0, apply_fn=model_fns.apply, params=model_fns.params, tx=tx,
+                      opt_state=jax.jit(tx.init)(model_fns.params),
+                      batch_stats=model_fns.batch_stats, dropout_key=dropout_key)
 
 
 def _loss(params, state, images, labels, train):

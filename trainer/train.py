@@ -537,12 +537,9 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
                                                config.batch_size, config.seed, epoch):
                 state, batch_metrics = steps.train_step(
                     state, *parallel.shard_batch(mesh, images, labels))
-                train_metrics = batch_metrics if train_metrics is None else (
-                    train_metrics.merge(batch_metrics))
                 step += 1
-                # On the device, no host copy: the first step whose loss is not finite.
-                first_bad = jnp.where((first_bad < 0) & ~jnp.isfinite(
-                    batch_metrics.loss.total), step, first_bad)
+                train_metrics, first_bad = _accumulate(train_metrics, batch_metrics,
+                                                       first_bad, step)
                 logs = None
                 if batch_logs:
                     logs = {k: float(v) for k, v in batch_metrics.compute().items()}
@@ -594,10 +591,24 @@ def _fit(config, state, splits, start_epoch, steps_per_epoch, checkpoints, write
     return state
 
 
+@jax.jit
+def _accumulate(metrics, batch_metrics, first_bad, step):
+    """The epoch's metrics merged with a step's, and the first step whose loss is not finite
+    (-1: none yet): on the device, in one dispatch, no host copy (eagerly, each of these small
+    operations compiled its own program and cost a dispatch per step)."""
+    merged = batch_metrics if metrics is None else metrics.merge(batch_metrics)
+    bad = (first_bad < 0) & ~jnp.isfinite(batch_metrics.loss.total)
+    return merged, jnp.where(bad, step, first_bad)
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
+
+
 def _check_finite(config, state, first_bad: int, epoch: int, step: int, checkpoints) -> None:
     """One line when the loss or the parameters are not finite; stops (config.stop_on_nan)."""
-    params_finite = bool(jnp.all(jnp.stack([jnp.isfinite(leaf).all()
-                                            for leaf in jax.tree.leaves(state.params)])))
+    params_finite = bool(_all_finite(state.params))
     if first_bad < 0 and params_finite:
         return
     where = f"at step {first_bad}" if first_bad >= 0 else f"by step {step}"

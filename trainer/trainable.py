@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from attribution.model_kinds.base import fast_compiling_draws
+
 Apply = Callable[[Any, Any, jax.Array, bool, jax.Array], tuple[jax.Array, Any]]
 
 
@@ -45,8 +47,9 @@ def _linen(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> Tr
     has_train = "train" in list(inspect.signature(type(model).__call__).parameters)[1:]
     mode = (lambda train: {"train": train}) if has_train else (lambda train: {})
     # Jitted: unjitted, every parameter shape compiles its own random draw (seconds on CPU).
-    variables = jax.jit(lambda r: model.init(r, jnp.zeros((1, *input_shape), jnp.float32),
-                                             **mode(False)))(rng)
+    with fast_compiling_draws():
+        variables = jax.jit(lambda r: model.init(r, jnp.zeros((1, *input_shape), jnp.float32),
+                                                 **mode(False)))(rng)
 
     def apply(params, batch_stats, images, train, key):
         variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attribution.model_kinds.base import ModelKind, mapping_fields
+from attribution.model_kinds.base import ModelKind, fast_compiling_draws, mapping_fields
 
 MODE_KEYWORDS = {"train": False, "training": False, "is_training": False, "deterministic": True}
 """Keywords that switch a model to evaluation mode, and the value that does."""
@@ -111,8 +111,10 @@ class LinenKind(ModelKind):
         except TypeError:  # Unhashable keyword values: compile for this call only.
             keywords = None
         images = jnp.zeros((1, *input_shape), jnp.float32)
-        fresh = (_init(self.model, keywords, key, images) if keywords is not None else
-                 jax.jit(lambda k, x: self.model.init(k, x, **self.model_kwargs))(key, images))
+        with fast_compiling_draws():
+            fresh = (_init(self.model, keywords, key, images) if keywords is not None else
+                     jax.jit(lambda k, x: self.model.init(k, x, **self.model_kwargs))(key,
+                                                                                      images))
         # Matched by path, in the layout of `variables` (a FrozenDict stays one).
         drawn = {_keys(path): leaf for path, leaf in
                  jax.tree_util.tree_flatten_with_path(fresh["params"])[0]}

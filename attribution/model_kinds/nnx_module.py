@@ -31,7 +31,7 @@ import jax
 from flax import nnx
 
 from attribution.model_kinds import interception
-from attribution.model_kinds.base import ModelKind
+from attribution.model_kinds.base import ModelKind, fast_compiling_draws
 
 _LINEAR = (nnx.Linear, nnx.LinearGeneral, nnx.Conv, nnx.ConvTranspose, nnx.Einsum)
 _CONTAINERS = (nnx.List, nnx.Dict, nnx.Sequential)
@@ -225,7 +225,8 @@ class NnxKind(ModelKind):
                         input_shape: tuple[int, int, int]) -> Any:
         del input_shape
         plan = tuple((parts, init, salt) for parts, _, init, salt in self._plan)
-        return _draw(self.graphdef, plan, self._split[1], variables, key)
+        with fast_compiling_draws():
+            return _draw(self.graphdef, plan, self._split[1], variables, key)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from attribution.model_kinds.base import fast_compiling_draws
+
 
 class NnxCNN(nnx.Module):
     """Flax's MNIST example CNN (the shape of its current tutorial)."""
@@ -124,5 +126,13 @@ class GeluReluNet(nn.Module):
 
 
 def linen_init(model: nn.Module, input_shape, seed: int = 0, **kwargs) -> dict:
-    return jax.jit(partial(model.init, **kwargs))(jax.random.key(seed),
-                                                  jnp.zeros((1, *input_shape), jnp.float32))
+    with fast_compiling_draws():
+        return jax.jit(partial(model.init, **kwargs))(jax.random.key(seed),
+                                                      jnp.zeros((1, *input_shape), jnp.float32))
+
+
+def build_nnx(cls: type[nnx.Module], seed: int, **kwargs) -> nnx.Module:
+    """`cls(rngs=nnx.Rngs(seed), **kwargs)`, as users write it, with draws that compile
+    faster (each eager draw compiles its own program: about 0.8 s per layer otherwise)."""
+    with fast_compiling_draws():
+        return cls(rngs=nnx.Rngs(seed), **kwargs)

@@ -6,11 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import attribution
 from tests.attribution._models import linear_model, random_variables, weight_images
-from tests.attribution._zoo import GeluReluNet, NnxCNN, NnxResNet, linen_init, randomize_statistics
+from tests.attribution._zoo import (
+    GeluReluNet,
+    NnxCNN,
+    NnxResNet,
+    build_nnx,
+    linen_init,
+    randomize_statistics,
+)
 
 
 def _logit(apply, variables, images, targets):
@@ -73,10 +79,10 @@ def test_linear_model_gives_difference_times_weights():
 @pytest.mark.parametrize("kind", ["nnx_bn_dropout", "nnx_resnet"])
 def test_unmodified_nnx_models_with_batchnorm_and_residual_adds(kind):
     if kind == "nnx_bn_dropout":
-        model, shape = NnxCNN(rngs=nnx.Rngs(0)), (28, 28, 1)
+        model, shape = build_nnx(NnxCNN, 0), (28, 28, 1)
         randomize_statistics(model)
     else:
-        model, shape = NnxResNet(rngs=nnx.Rngs(1)), (32, 32, 3)
+        model, shape = build_nnx(NnxResNet, 1), (32, 32, 3)
     images = np.random.default_rng(3).uniform(size=(4, *shape)).astype(np.float32)
     targets = np.array([1, 7, 3, 0])
     maps = attribution.explain("deeplift", model, None, images, targets)

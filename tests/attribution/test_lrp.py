@@ -7,11 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import attribution
 from tests.attribution._models import random_variables
-from tests.attribution._zoo import GeluReluNet, NnxCNN, linen_init, randomize_statistics
+from tests.attribution._zoo import GeluReluNet, NnxCNN, build_nnx, linen_init, randomize_statistics
 from trainer.models import CNN
 
 SHAPE = (12, 12, 1)
@@ -123,7 +122,7 @@ def _folded_cnn_variables(model: NnxCNN, eps: float = 1e-5) -> dict:
 def test_batchnorm_is_folded_into_the_conv_before_it(digits, composite):
     """The Flax MNIST example's NNX CNN (conv, BatchNorm, ReLU) explained as it is equals the
     same network with each BatchNorm folded into its conv by hand."""
-    model = NnxCNN(rngs=nnx.Rngs(0))
+    model = build_nnx(NnxCNN, 0)
     randomize_statistics(model)
     images, labels = digits[0][:6], digits[1][:6]
     with_bn = attribution.explain("lrp", model, None, images, labels, composite=composite)

@@ -17,6 +17,7 @@ from tests.attribution._zoo import (
     NnxCNN,
     NnxResNet,
     TupleOutput,
+    build_nnx,
     linen_init,
     linen_variables_from_nnx,
     randomize_statistics,
@@ -31,7 +32,7 @@ FAST = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"num_samples": 4}}
 @pytest.fixture(scope="module")
 def pair(digits):
     """(NNX CNN, equivalent linen CNN, its variables, 6 real digits, their labels)."""
-    model = NnxCNN(rngs=nnx.Rngs(0))
+    model = build_nnx(NnxCNN, 0)
     randomize_statistics(model)
     images, labels = digits
     return model, LinenBnCNN(), linen_variables_from_nnx(model), images[:6], labels[:6]
@@ -89,7 +90,7 @@ def test_gradients_of_batchnorm_models_are_the_eval_mode_logit_gradient(pair):
 
 
 def test_nnx_layers_by_path_and_their_errors():
-    model = NnxResNet(rngs=nnx.Rngs(1))
+    model = build_nnx(NnxResNet, 1)
     images = jnp.asarray(np.random.default_rng(0).uniform(size=(3, 32, 32, 3)), jnp.float32)
     classifier = attribution.as_classifier(model, None, (32, 32, 3))
     shapes = layers.layer_output_shapes(classifier)
@@ -207,7 +208,7 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
 
 
 def test_bfloat16_parameters(digits):
-    model = NnxCNN(rngs=nnx.Rngs(0), dtype=jnp.bfloat16)
+    model = build_nnx(NnxCNN, 0, dtype=jnp.bfloat16)
     images, labels = digits[0][:4], digits[1][:4]
     as_float32 = nnx.clone(model)
     nnx.update(as_float32, jax.tree.map(lambda p: p.astype(jnp.float32)
@@ -295,7 +296,7 @@ class PlainListNet(nnx.Module):
 
 
 def test_layers_in_plain_containers_and_frozen_linen_variables(trained_cnn):
-    model = PlainListNet(rngs=nnx.Rngs(0))
+    model = build_nnx(PlainListNet, 0)
     assert sanity.layer_order(None, model, SHAPE) == ["blocks/0", "blocks/1"]
     linen_model, variables = trained_cnn
     from flax.core import freeze

@@ -24,6 +24,7 @@ from tests.attribution._zoo import (
     NnxCNN,
     NnxResNet,
     TupleOutput,
+    build_nnx,
     linen_init,
     linen_variables_from_nnx,
     randomize_statistics,
@@ -47,7 +48,7 @@ class BatchStatsState(train_state.TrainState):
 
 
 def _nnx_cnn(dtype=jnp.float32):
-    model = NnxCNN(rngs=nnx.Rngs(0), dtype=dtype)
+    model = build_nnx(NnxCNN, 0, dtype=dtype)
     randomize_statistics(model)
     return model
 
@@ -77,7 +78,7 @@ EACH_FAMILY = ["gradient", "integrated_gradients", "smoothgrad", "xrai", "guided
 ZOO = {
     "nnx_mnist_example": lambda: (_nnx_cnn(), None, {}, False, EACH_FAMILY),
     "linen_batchnorm_train_flag": lambda: (*_linen_bn(), {}, False, EACH_FAMILY),
-    "nnx_resnet_standardized_colour": lambda: (NnxResNet(rngs=nnx.Rngs(2)), None, {}, True,
+    "nnx_resnet_standardized_colour": lambda: (build_nnx(NnxResNet, 2), None, {}, True,
                                                None),
     "tuple_output": lambda: (TupleOutput(), linen_init(TupleOutput(), (28, 28, 1)),
                              {"logits": 0}, False, None),

@@ -8,6 +8,7 @@ import pytest
 
 import attribution
 from attribution import sanity
+from attribution.model_kinds.base import fast_compiling_draws
 from attribution.sanity import similarity
 from tests.attribution._models import TinyReluNet, random_variables
 
@@ -56,7 +57,8 @@ def test_randomize_layers_uses_the_layers_initializers(tiny):
     model, variables, _ = tiny
     out = sanity.randomize_layers(model, variables, ["Dense_0"], seed=3, input_shape=SHAPE)
     key = jax.random.fold_in(jax.random.key(3), sanity.reinit.REINIT_STREAM)
-    fresh = jax.jit(model.init)(key, jnp.zeros((1, *SHAPE)))["params"]
+    with fast_compiling_draws():  # As the re-initialization draws (faster to compile).
+        fresh = jax.jit(model.init)(key, jnp.zeros((1, *SHAPE)))["params"]
     np.testing.assert_array_equal(out["params"]["Dense_0"]["kernel"], fresh["Dense_0"]["kernel"])
     # Not the initial weights of a model trained from the same integer seed.
     initial = jax.jit(model.init)(jax.random.PRNGKey(3), jnp.zeros((1, *SHAPE)))["params"]
