@@ -79,8 +79,8 @@ def mapping_fields(state: Any) -> dict[str, Any]:
 def fast_compiling_draws() -> contextlib.AbstractContextManager:
     """Random draws traced in this context use threefry's non-partitionable form.
 
-    XLA:CPU compiles the partitionable form for an N-d parameter shape slowly (a model's init
-    1.5-2 s, its four kernels' raw bits alone 1.4 s); the non-partitionable form draws a flat
+    XLA:CPU compiles the partitionable form for an N-d parameter shape slowly (the CNN's init
+    1.7-2 s, its four kernels' raw bits alone 1.4 s); the non-partitionable form draws a flat
     vector and compiles in about 0.5 s. Parameters here are drawn whole, never sharded, so the
     partitionable form buys nothing; the draws are as random, and different numbers.
     """

@@ -2,7 +2,8 @@
 
 The random weights come from the model kind's initializers (a linen model's `init`; each NNX
 layer's class defaults, see `attribution.model_kinds.nnx_module`), jitted, with a key derived
-from `seed` (`fold_in(key(seed), REINIT_STREAM)`), from which the randomized layers'
+from `seed` (`fold_in(key(seed), REINIT_STREAM)`; drawn in threefry's non-partitionable form,
+`attribution.model_kinds.base.fast_compiling_draws`), from which the randomized layers'
 parameters are taken: they depend on the seed only (reproducible across epochs and runs) and
 are drawn once. Only trainable parameters are ever re-initialized: BatchNorm's running
 statistics and RNG state keep their trained values. The

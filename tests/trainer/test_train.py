@@ -62,13 +62,19 @@ def _distinct(paths: list[pathlib.Path]) -> list[pathlib.Path]:
 DISTINCT_CONFIG_FILES = _distinct(CONFIG_FILES)
 
 
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.stem for p in CONFIG_FILES])
+@pytest.mark.parametrize("variant", [None, "tiny"])
+def test_every_config_is_locked(path, variant):
+    config = load_config(path, variant)
+    assert config.is_locked
+    with pytest.raises(AttributeError):
+        config.no_such_field = 1  # locked: a misspelled override fails
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", DISTINCT_CONFIG_FILES, ids=[p.stem for p in DISTINCT_CONFIG_FILES])
 def test_config_small_variant_trains_end_to_end(path, tmp_path):
     config = load_config(path)
-    assert config.is_locked
-    with pytest.raises(AttributeError):
-        config.no_such_field = 1  # locked: a misspelled override fails
     state = train.train_and_evaluate(config, str(tmp_path))
     steps_per_epoch = config.data.max_train_examples // config.batch_size
     assert int(state.step) == config.num_epochs * steps_per_epoch

@@ -57,11 +57,12 @@ def test_randomize_layers_uses_the_layers_initializers(tiny):
     model, variables, _ = tiny
     out = sanity.randomize_layers(model, variables, ["Dense_0"], seed=3, input_shape=SHAPE)
     key = jax.random.fold_in(jax.random.key(3), sanity.reinit.REINIT_STREAM)
-    with fast_compiling_draws():  # As the re-initialization draws (faster to compile).
+    # Drawn as the re-initialization and the trainer's init draw (faster to compile).
+    with fast_compiling_draws():
         fresh = jax.jit(model.init)(key, jnp.zeros((1, *SHAPE)))["params"]
+        # Not the initial weights of a model trained from the same integer seed.
+        initial = jax.jit(model.init)(jax.random.PRNGKey(3), jnp.zeros((1, *SHAPE)))["params"]
     np.testing.assert_array_equal(out["params"]["Dense_0"]["kernel"], fresh["Dense_0"]["kernel"])
-    # Not the initial weights of a model trained from the same integer seed.
-    initial = jax.jit(model.init)(jax.random.PRNGKey(3), jnp.zeros((1, *SHAPE)))["params"]
     assert not np.allclose(out["params"]["Dense_0"]["kernel"], initial["Dense_0"]["kernel"])
     # Flax initializes biases to zero: no randomness, so the trained biases stay.
     np.testing.assert_array_equal(out["params"]["Dense_0"]["bias"],
