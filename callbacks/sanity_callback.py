@@ -380,11 +380,10 @@ class SanityCallback(ScheduledCallback):
 def snapshot(variables: Any) -> Any:
     """A copy of every array leaf (dispatched asynchronously): training steps that donate or
     replace the originals leave it intact while a background firing reads it."""
-    arrays = [isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(variables)]
     leaves, treedef = jax.tree.flatten(variables)
-    copies = iter(_copy_all([leaf for leaf, array in zip(leaves, arrays, strict=True) if array]))
-    return jax.tree.unflatten(treedef, [next(copies) if array else leaf
-                                        for leaf, array in zip(leaves, arrays, strict=True)])
+    copies = iter(_copy_all([leaf for leaf in leaves if isinstance(leaf, jax.Array)]))
+    return jax.tree.unflatten(treedef, [next(copies) if isinstance(leaf, jax.Array) else leaf
+                                        for leaf in leaves])
 
 
 # One program for the whole tree: eager copies compile one program per parameter shape.

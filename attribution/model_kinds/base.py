@@ -81,7 +81,7 @@ def fast_compiling_draws() -> contextlib.AbstractContextManager:
 
     XLA:CPU compiles the partitionable form for an N-d parameter shape slowly (the CNN's init
     1.7-2 s, its four kernels' raw bits alone 1.4 s); the non-partitionable form draws a flat
-    vector and compiles in about 0.5 s. Parameters here are drawn whole, never sharded, so the
+    vector and compiles in 0.5-0.7 s. Parameters here are drawn whole, never sharded, so the
     partitionable form buys nothing; the draws are as random, and different numbers.
     """
     return jax.threefry_partitionable(False)
