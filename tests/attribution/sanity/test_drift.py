@@ -27,6 +27,24 @@ def test_drift_equals_a_hand_computation():
         sanity.make_drift("cosine")
 
 
+def test_each_method_gets_its_own_scores():
+    # All methods share one batched similarity: each must still get its own maps' scores.
+    rng = np.random.default_rng(1)
+    names = ("g", "h", "k")
+    first, previous, current = ({m: rng.normal(size=(4, 8, 8, 1)).astype(np.float32)
+                                 for m in names} for _ in range(3))
+    current["h"] = previous["h"]  # h stopped changing; k's maps are bfloat16.
+    current["k"] = current["k"].astype(jax.numpy.bfloat16)
+    for similarity in ("spearman_signed", "ssim"):
+        out = jax.jit(sanity.make_drift(similarity))(first, previous, current)
+        sim = sanity.get_similarity(similarity)
+        for m in names:
+            for key, ref in (("to_first", first), ("to_previous", previous)):
+                expected = float(np.mean(sim(ref[m], current[m])))
+                assert float(out[m][key]) == pytest.approx(expected, abs=1e-6), (m, key)
+        assert float(out["h"]["to_previous"]) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_settled_step():
     steps = [1, 2, 4, 8, 16, 32]
     assert sanity.settled_step(steps, [0.2, 0.95, 0.5, 0.91, 0.93, 0.99]) == 8
