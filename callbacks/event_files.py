@@ -22,11 +22,27 @@ def _event_files(logdir: str) -> list[str]:
     return sorted(os.path.join(logdir, n) for n in names if "tfevents" in n)
 
 
+def use_native_checksums() -> None:
+    """Makes TensorBoard's reader check record checksums with the `crc32c` package.
+
+    Without TensorFlow, TensorBoard reads event files through its `tensorflow_stub`, which
+    computes every record's CRC-32C in pure Python: 2.1 s for a 26 MB run with images, 0.11 s
+    with the package (a dependency: tensorboardX writes with it). The same checksum, still
+    verified: a damaged record still raises. With TensorFlow installed its native reader is
+    used and the stub is unused. Idempotent.
+    """
+    import crc32c
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+
+    pywrap_tensorflow.crc32c = crc32c.crc32c
+
+
 def _visible_events(logdir: str) -> list[event_pb2.Event]:
     """Every summary event TensorBoard shows, in file order (later runs' purges applied)."""
     # Imported here: it would import TensorFlow where installed, and only readers need it.
     from tensorboard.backend.event_processing import event_file_loader
 
+    use_native_checksums()
     events = []
     for path in _event_files(logdir):
         for event in event_file_loader.EventFileLoader(path).Load():

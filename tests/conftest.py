@@ -40,7 +40,12 @@ import jax  # noqa: E402  (after the cache settings above)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from callbacks import event_files  # noqa: E402
 from trainer import data, models, steps  # noqa: E402
+
+# Tests read event files back with TensorBoard's own EventAccumulator: at the speed of the
+# project's readers (native checksums, see callbacks.event_files).
+event_files.use_native_checksums()
 
 # Exact references need full float32 matmuls; on GPUs the default is TF32.
 jax.config.update("jax_default_matmul_precision", "highest")

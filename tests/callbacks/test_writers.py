@@ -248,3 +248,38 @@ def test_async_writer_queue_is_bounded(tmp_path):
     assert sorted(e.step for e in _load(tmp_path).Scalars("x")) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="max_queue"):
         AsyncWriter(RecordingWriter(tmp_path), max_queue=0)
+
+
+def test_native_checksums_read_the_same_records_and_still_catch_damage(tmp_path):
+    import crc32c
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
+
+    from callbacks import event_files
+
+    def pure(data):  # The stub's own pure-Python CRC-32C.
+        return stub.crc_finalize(stub.crc_update(stub.CRC_INIT, data))
+
+    assert pure(b"123456789") == crc32c.crc32c(b"123456789") == 0xE3069283  # The check value.
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with TensorBoardWriter(tmp_path) as writer:
+        writer.write_images(1, {"grid": image})
+        writer.write_scalars(2, {"loss": 0.5})
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+
+    def records(checksum):
+        stub.crc32c = checksum
+        try:
+            return [(e.step, [v.tag for v in e.summary.value])
+                    for e in event_file_loader.EventFileLoader(str(path)).Load()]
+        finally:
+            event_files.use_native_checksums()
+
+    assert records(crc32c.crc32c) == records(pure)
+    assert (1, ["grid"]) in records(crc32c.crc32c) and (2, ["loss"]) in records(pure)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"IDAT") + 40] ^= 0xFF  # Eight bits inside the image's record.
+    path.write_bytes(bytes(data))
+    # The loader stops at the damaged record, with either checksum: nothing from it on.
+    damaged = records(crc32c.crc32c)
+    assert damaged == records(pure) and damaged and all(step < 1 for step, _ in damaged)
