@@ -19,6 +19,17 @@ from flax import nnx
 
 from attribution.model_kinds.base import fast_compiling_draws
 
+# Few steps, samples and patches for the path, noise and perturbation methods: what the zoo
+# tests check (a model kind runs every method; NNX maps equal linen maps) holds at any setting.
+FAST_OPTIONS = {
+    "integrated_gradients": {"steps": 4}, "smoothgrad": {"num_samples": 2},
+    "occlusion": {"window": 7}, "vargrad": {"num_samples": 2}, "gradient_shap": {"num_samples": 2},
+    "blur_ig": {"steps": 4}, "guided_ig": {"steps": 4}, "deeplift_shap": {"baselines": 0.5},
+    "rise": {"num_samples": 4}, "kernel_shap": {"num_samples": 8, "patch": 14},
+    "lime": {"num_samples": 8, "patch": 14}, "feature_ablation": {"patch": 14},
+    "xrai": {"steps": 4, "segment_sizes": (7, 14)},
+}
+
 
 class NnxCNN(nnx.Module):
     """Flax's MNIST example CNN (the shape of its current tutorial)."""

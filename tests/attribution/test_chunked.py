@@ -16,6 +16,7 @@ from attribution._chunked import (
 from attribution._conv_layout import canonical_convs
 from attribution.methods.integrated_gradients import path_points
 from tests.attribution._models import TinyReluNet, random_variables
+from tests.attribution._zoo import linen_init
 from trainer import models
 
 
@@ -143,31 +144,41 @@ def test_bad_path_options_raise(options, message):
                           random_variables(TinyReluNet(), (6, 5, 2), seed=0), (6, 5, 2), **options)
 
 
+LANE_METHODS = {"gradient": {}, "guided_backprop": {}, "grad_cam": {"layer": "Conv_0"},
+                "integrated_gradients": {"steps": 3, "chunk_size": 4},
+                "smoothgrad": {"num_samples": 3, "chunk_size": 4}}
+
+
+def _lane_maps(model, variables, images, labels):
+    """Every LANE_METHODS map, built and traced afresh: the lane count is read when a method
+    is traced."""
+    out = {}
+    for name, options in LANE_METHODS.items():
+        fn = jax.jit(attribution.build(name, model, variables, (28, 28, 1), **options))
+        out[name] = np.asarray(fn(variables, images, labels, jax.random.key(0)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_lane(digits):
+    """(model, variables, images, labels, their maps in one lane), built once for the module."""
+    model = models.create_model("cnn")
+    variables = linen_init(model, (28, 28, 1))
+    images, labels = jnp.asarray(digits[0][:10]), jnp.asarray(digits[1][:10], jnp.int32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(LANES_VARIABLE, "1")
+        return model, variables, images, labels, _lane_maps(model, variables, images, labels)
+
+
 @cpu_lanes
 @pytest.mark.parametrize("lanes", ["2", "3"])
-def test_maps_do_not_depend_on_the_lanes(lanes, monkeypatch, digits):
+def test_maps_do_not_depend_on_the_lanes(lanes, monkeypatch, one_lane):
     """The suite runs one lane (tests/conftest.py); users' machines one per core."""
-    model = models.create_model("cnn")
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-    images, labels = jnp.asarray(digits[0][:10]), jnp.asarray(digits[1][:10], jnp.int32)
-    methods = {"gradient": {}, "guided_backprop": {}, "grad_cam": {"layer": "Conv_0"},
-               "integrated_gradients": {"steps": 3}, "smoothgrad": {"num_samples": 3}}
-
-    def maps():  # Built and traced afresh: the lane count is read when a method is traced.
-        out = {}
-        for name, options in methods.items():
-            if name in ("integrated_gradients", "smoothgrad"):
-                options = {**options, "chunk_size": 4}
-            fn = jax.jit(attribution.build(name, model, variables, (28, 28, 1), **options))
-            out[name] = np.asarray(fn(variables, images, labels, jax.random.key(0)))
-        return out
-
-    monkeypatch.setenv(LANES_VARIABLE, "1")
-    one_lane = maps()
+    *args, reference = one_lane
     monkeypatch.setenv(LANES_VARIABLE, lanes)
     assert pass_layout(10, 4)[1] == min(int(lanes), 4)
-    for name, several in maps().items():
-        np.testing.assert_allclose(several, one_lane[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    for name, several in _lane_maps(*args).items():
+        np.testing.assert_allclose(several, reference[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @cpu_lanes

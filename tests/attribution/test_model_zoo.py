@@ -12,6 +12,7 @@ import attribution
 from attribution import layers, render, sanity
 from attribution.model_kinds import kind_of
 from tests.attribution._zoo import (
+    FAST_OPTIONS,
     GeluReluNet,
     LinenBnCNN,
     NnxCNN,
@@ -26,7 +27,6 @@ from tests.attribution._zoo import (
 SHAPE = (28, 28, 1)
 # Every method but CAM (the zoo CNN has a dense head, not global average pooling).
 METHODS = [m for m in attribution.names() if m != "cam"]
-FAST = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"num_samples": 4}}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def _relative(a, b):
 @pytest.mark.parametrize("method", METHODS)
 def test_nnx_maps_equal_the_equivalent_linen_models(pair, method):
     model, linen_model, linen_variables, images, labels = pair
-    options = FAST.get(method, {})
+    options = FAST_OPTIONS.get(method, {})
     ours = attribution.explain(method, model, None, images, labels, **options)
     reference = attribution.explain(method, linen_model, linen_variables, images, labels,
                                     **options)
@@ -217,10 +217,10 @@ def test_bfloat16_parameters(digits):
     # one of each family is compared with float32.
     for method in ("gradient", "integrated_gradients", "guided_backprop", "grad_cam"):
         ours = np.asarray(attribution.explain(method, model, None, images, labels,
-                                              **FAST.get(method, {})))
+                                              **FAST_OPTIONS.get(method, {})))
         assert ours.dtype == np.float32 and np.isfinite(ours).all()
         reference = np.asarray(attribution.explain(method, as_float32, None, images, labels,
-                                                   **FAST.get(method, {})))
+                                                   **FAST_OPTIONS.get(method, {})))
         # bfloat16 keeps 8 bits of mantissa: the maps agree as pictures, not to the digit.
         assert np.corrcoef(ours.ravel(), reference.ravel())[0, 1] > 0.95, method
 

@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import attribution
 from callbacks import AttributionCallback, SanityCallback, TensorBoardWriter, select_probes
 from tests.attribution._zoo import (
+    FAST_OPTIONS,
     GeluReluNet,
     LinenBnCNN,
     NnxCNN,
@@ -32,13 +33,6 @@ from tests.attribution._zoo import (
 from tests.callbacks.test_attribution_callback import read_events
 
 pytestmark = pytest.mark.slow  # End-to-end: see README, Tests.
-
-FAST = {"integrated_gradients": {"steps": 4}, "smoothgrad": {"num_samples": 2},
-        "occlusion": {"window": 7}, "vargrad": {"num_samples": 2},
-        "gradient_shap": {"num_samples": 2}, "blur_ig": {"steps": 4}, "guided_ig": {"steps": 4},
-        "deeplift_shap": {"baselines": 0.5}, "rise": {"num_samples": 4},
-        "kernel_shap": {"num_samples": 8, "patch": 14}, "lime": {"num_samples": 8, "patch": 14},
-        "feature_ablation": {"patch": 14}, "xrai": {"steps": 4, "segment_sizes": (7, 14)}}
 
 
 class BatchStatsState(train_state.TrainState):
@@ -116,7 +110,7 @@ def test_both_callbacks_on_the_zoo(name, mnist, tmp_path):
             **options)
         writer = TensorBoardWriter(tmp_path)
         explain = AttributionCallback(model, images, labels, writer,
-                                      {m: FAST.get(m, {}) for m in methods},
+                                      {m: FAST_OPTIONS.get(m, {}) for m in methods},
                                       schedule="epochs:1", **options)
         sane = SanityCallback(model, images, labels, writer, ["gradient"], num_probes=1,
                               schedule="epochs:1", independent=False, faithfulness_steps=2,
