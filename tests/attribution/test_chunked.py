@@ -59,7 +59,7 @@ cpu_lanes = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU pass 
 def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkeypatch):
     monkeypatch.setenv(LANES_VARIABLE, "2")  # As on a 2-core machine.
     model = models.create_model("cnn")
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    variables = linen_init(model, (28, 28, 1))
     assert count_convolutions(model.apply, variables, jnp.zeros((1, 28, 28, 1))) == 2
 
     def convolutions(method, layer, probes):

@@ -1,11 +1,10 @@
 """Named method sets: families, expansion in order, and only what applies to the model."""
 
-import jax
-import jax.numpy as jnp
 import pytest
 
 import attribution
 from attribution import method_sets
+from tests.attribution._zoo import linen_init
 from trainer.models import CNN, CNNGAP
 
 FAMILY_SETS = ["gradient_family", "propagation", "cam_family", "perturbation"]
@@ -27,7 +26,7 @@ def test_expansion_keeps_order_and_drops_repeats():
 
 
 def _applicable(model, shape=(28, 28, 1)):
-    variables = model.init(jax.random.key(0), jnp.zeros((1, *shape)))
+    variables = linen_init(model, shape)
     return lambda: attribution.applicable_methods(model, variables, shape)
 
 
