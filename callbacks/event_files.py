@@ -32,9 +32,13 @@ def use_native_checksums() -> None:
     used and the stub is unused. Idempotent.
     """
     import crc32c
-    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
 
-    pywrap_tensorflow.crc32c = crc32c.crc32c
+    try:  # A private module of TensorBoard's: if it moves, reading stays correct, only slower.
+        from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+    except ImportError:
+        return
+    if hasattr(pywrap_tensorflow, "crc32c"):
+        pywrap_tensorflow.crc32c = crc32c.crc32c
 
 
 def _visible_events(logdir: str) -> list[event_pb2.Event]:

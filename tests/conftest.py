@@ -31,7 +31,8 @@ os.environ.setdefault("ATTRIBUTION_CPU_LANES", "1")
 
 # XLA:CPU's older fusion code generator: the suite's time is mostly compiling (997 of its
 # ~1,690 test-seconds, measured), and it compiles 25-40% faster with maps within float32
-# rounding of the default's; run times differ by -20% to +20% by program (README, Tests).
+# rounding of the default's (README, Tests). XLA aborts on a flag it does not know: a jaxlib
+# that drops this one needs this line gone.
 _LEGACY_FUSION = "--xla_cpu_use_fusion_emitters=false"
 if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_LEGACY_FUSION}".strip()

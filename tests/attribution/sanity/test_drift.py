@@ -45,6 +45,14 @@ def test_each_method_gets_its_own_scores():
         assert float(out["h"]["to_previous"]) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_no_methods_and_mismatched_shapes():
+    drift = sanity.make_drift()
+    assert drift({}, {}, {}) == {}
+    maps = {"g": np.zeros((4, 8, 8, 1), np.float32), "h": np.zeros((2, 8, 8, 1), np.float32)}
+    with pytest.raises(ValueError, match=r"one shape; first\['h'\] is \(2, 8, 8, 1\)"):
+        drift(maps, maps, maps)
+
+
 def test_settled_step():
     steps = [1, 2, 4, 8, 16, 32]
     assert sanity.settled_step(steps, [0.2, 0.95, 0.5, 0.91, 0.93, 0.99]) == 8
