@@ -52,6 +52,17 @@ BAD_FIELDS = [
     ({"sanity__enabled": True, "sanity__num_probes": -2}, "num_probes must be an int >= 0"),
     ({"model": "mlp", "attribution__enabled": True, "attribution__methods": "grad_cam"},
      "grad_cam"),
+    # The rest of the values the command line once checked one process each
+    # (tests/trainer/test_cli.py keeps two, for the one-line message itself).
+    ({"attribution__enabled": True, "attribution__targets": "best"}, "valid: label, predicted"),
+    ({"attribution__enabled": True, "attribution__model_kwargs": "train"},
+     "'train' is not name=<Python literal>"),
+    ({"attribution__enabled": True, "attribution__logits": "1"},
+     "logits=1 does not pick the logits"),
+    ({"sanity__enabled": True, "sanity__metrics": "sparseness,pixel_flip"},
+     "Unknown metric 'pixel_flip'; valid"),
+    ({"sanity__enabled": True, "sanity__metric_every__robustness": -1},
+     r"must be an int >= 0 \(0: never\); got -1"),
 ]
 
 
