@@ -31,9 +31,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 os.environ.setdefault("ATTRIBUTION_CPU_LANES", "1")
 
 # XLA:CPU's older fusion code generator: the suite's time is mostly compiling (997 of its
-# ~1,690 test-seconds, measured), and it compiles 25-40% faster, with the same maps bit for
-# bit in the programs compared (README, Tests). XLA aborts on a flag it does not know, so only
-# for the jaxlib it was measured with.
+# ~1,690 test-seconds, measured), and it compiles 3-37% faster per program, with the same
+# maps bit for bit in the programs compared (README, Tests). XLA aborts on a flag it does
+# not know, so only for the jaxlib it was measured with.
 _LEGACY_FUSION = "--xla_cpu_use_fusion_emitters=false"
 if (importlib.metadata.version("jaxlib").startswith("0.10.")
         and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", "")):

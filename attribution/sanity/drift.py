@@ -48,14 +48,14 @@ def make_drift(similarity: str = DEFAULT_SIMILARITY
         if not names:
             return {}
         shape = current[names[0]].shape
-        for k, maps in (("first", first), ("previous", previous), ("current", current)):
+        firings = {"first": first, "previous": previous, "current": current}
+        for k, maps in firings.items():
             for m in names:
                 if maps[m].shape != shape:
                     raise ValueError(f"drift needs every method's maps in one shape; {k}[{m!r}] "
                                      f"is {maps[m].shape}, {names[0]!r}'s {shape}.")
         stacked = {k: jnp.concatenate([maps[m].astype(jnp.float32) for m in names])
-                   for k, maps in (("first", first), ("previous", previous),
-                                   ("current", current))}
+                   for k, maps in firings.items()}
         scores = sim(jnp.concatenate([stacked["first"], stacked["previous"]]),
                      jnp.concatenate([stacked["current"], stacked["current"]]))
         means = jnp.mean(scores.reshape(2, len(names), shape[0]), axis=-1)
