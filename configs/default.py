@@ -68,6 +68,9 @@ def attribution_config(methods: str) -> ml_collections.ConfigDict:
     section.drift_similarity = "spearman_abs"  # Drift measure between firings (sanity names).
     section.settle_threshold = 0.9  # Settled: similarity to the previous firing stays >= this.
     section.seed = 0  # PRNG seed of SmoothGrad's noise (the same noise every firing).
+    # Each method its own program, timed alone (timing/attribution_ms/<method>); False: all
+    # methods one program, compiled in about half the time, timed as a whole.
+    section.per_method_timing = False
     section.model_kwargs = ""  # Extra model keywords, "name=literal,...", e.g. "train=False".
     section.logits = ""  # Logits in the model's output: an index, a key; empty: the output.
     section.options = ml_collections.ConfigDict()  # Per-method options, by method name.

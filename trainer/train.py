@@ -162,7 +162,8 @@ def attribution_callback(section: ml_collections.ConfigDict, model,
         schedule=section.schedule, at_start=section.at_start, targets=section.targets,
         percentile=section.percentile, scale=section.scale, seed=section.seed, mesh=mesh,
         history_dir=history_dir, drift_similarity=section.drift_similarity,
-        settle_threshold=section.settle_threshold, **model_options(section),
+        settle_threshold=section.settle_threshold,
+        per_method_timing=section.per_method_timing, **model_options(section),
     )
 
 

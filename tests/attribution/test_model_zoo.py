@@ -42,14 +42,36 @@ def _relative(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b)))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_nnx_maps_equal_the_equivalent_linen_models(pair, method):
+@pytest.fixture(scope="module")
+def every_method_on_the_pair(pair):
+    """Every method's maps on the NNX CNN and on its linen twin: each model's methods built as
+    one function (`attribution.build_many`) and compiled as one program."""
     model, linen_model, linen_variables, images, labels = pair
-    options = FAST_OPTIONS.get(method, {})
-    ours = attribution.explain(method, model, None, images, labels, **options)
-    reference = attribution.explain(method, linen_model, linen_variables, images, labels,
-                                    **options)
+    methods = {method: FAST_OPTIONS.get(method, {}) for method in METHODS}
+    maps = []
+    for net, variables in ((model, None), (linen_model, linen_variables)):
+        kind = kind_of(net)
+        variables = kind.default_variables() if variables is None else kind.variables_of(
+            variables)
+        fn = jax.jit(attribution.build_many(methods, net, variables, SHAPE))
+        maps.append(jax.device_get(fn(variables, images, jnp.asarray(labels),
+                                      jax.random.key(0))))
+    return maps
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nnx_maps_equal_the_equivalent_linen_models(every_method_on_the_pair, method):
+    ours, reference = (maps[method] for maps in every_method_on_the_pair)
     assert float(np.abs(reference).max()) > 0
+    assert _relative(ours, reference) < 1e-5
+
+
+def test_explain_on_an_nnx_module_equals_the_linen_twin(pair):
+    """`explain` takes the NNX module itself (variables None: its current state)."""
+    model, linen_model, linen_variables, images, labels = pair
+    ours = attribution.explain("integrated_gradients", model, None, images, labels, steps=4)
+    reference = attribution.explain("integrated_gradients", linen_model, linen_variables,
+                                    images, labels, steps=4)
     assert _relative(ours, reference) < 1e-5
 
 

@@ -56,14 +56,17 @@ _COUNTER = _CompileCounter()
 jax.monitoring.register_event_duration_secs_listener(_COUNTER)
 
 
-def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, tmp_path):
+@pytest.mark.parametrize("per_method_timing", [False, True])
+def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, tmp_path,
+                                                      per_method_timing):
     model, state = gap_model
     methods = ["gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "grad_cam",
                "cam"]
     writer = TensorBoardWriter(str(tmp_path))
     callback = AttributionCallback(model, *probes, writer, schedule="epochs:1", methods={
         m: ({"steps": 4} if m == "integrated_gradients" else
-            {"num_samples": 2} if m == "smoothgrad" else {}) for m in methods})
+            {"num_samples": 2} if m == "smoothgrad" else {}) for m in methods},
+        per_method_timing=per_method_timing)
     _COUNTER.count, _COUNTER.active = 0, True
     callback.on_train_begin(state)  # compiles, then fires step 0
     compiled_at_begin = _COUNTER.count
@@ -78,9 +81,48 @@ def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, 
     _COUNTER.active = False
     callback.on_train_end(state)
     writer.close()
-    # One compilation per method (plus the probe forward pass), all at on_train_begin.
-    assert compiled_at_begin >= len(methods) + 1
-    assert len(callback.timings) == 4
+    # All at on_train_begin: every method and the probes' prediction in one program, or one
+    # program each; and the drift program.
+    programs = [*methods, "_predict"] if per_method_timing else ["_firing"]
+    assert sorted(callback._compiled) == sorted([*programs, "_drift"])
+    assert compiled_at_begin >= len(programs) + 1
+    assert len(callback.timings) == 4 and all(t > 0 for t in callback.timings)
+    if per_method_timing:
+        assert [sorted(t) for t in callback.method_timings] == [sorted(methods)] * 4
+        # Each firing's whole time holds its methods' times.
+        assert all(total >= sum(t.values()) for total, t in
+                   zip(callback.timings, callback.method_timings, strict=True))
+    else:
+        assert callback.method_timings == []
+
+
+@pytest.mark.parametrize("targets", ["label", "predicted"])
+def test_one_program_equals_one_program_per_method(gap_model, probes, tmp_path, targets):
+    """The same maps, probabilities and targets whether the methods share one program or
+    not; only the per-method timing tags differ."""
+    model, state = gap_model
+    methods = {"gradient": {}, "smoothgrad": {"num_samples": 3}, "grad_cam": {},
+               "occlusion": {"window": 7, "stride": 7}}
+    maps, scalars = {}, {}
+    for per_method in (False, True):
+        logdir = tmp_path / str(per_method)
+        writer = TensorBoardWriter(str(logdir))
+        callback = AttributionCallback(model, *probes, writer, methods=methods, targets=targets,
+                                       schedule="never", per_method_timing=per_method)
+        callback.compile({"params": state.params})
+        maps[per_method] = callback.fire(0, state)
+        callback.wait()
+        writer.close()
+        scalars[per_method] = read_events(logdir)[1]
+    for name in methods:
+        reference = maps[True][name]
+        np.testing.assert_allclose(maps[False][name], reference, rtol=1e-5,
+                                   atol=1e-6 * np.abs(reference).max())
+        assert f"timing/attribution_ms/{name}" not in scalars[False]
+        assert scalars[True][f"timing/attribution_ms/{name}"] == [0]
+    assert scalars[False]["timing/attribution_ms"] == scalars[True]["timing/attribution_ms"] == [0]
+    with pytest.raises(ValueError, match="per_method_timing must be True or False; got 'yes'"):
+        AttributionCallback(model, *probes, None, per_method_timing="yes")
 
 
 def test_every_tag_for_every_firing(gap_model, probes, tmp_path):
@@ -101,10 +143,10 @@ def test_every_tag_for_every_firing(gap_model, probes, tmp_path):
     for name in methods:
         assert images[f"methods/{name}"] == [0, 6, 12]
         assert images[f"evolution/{name}"] == [0, 6, 12]
-        assert scalars[f"timing/attribution_ms/{name}"] == [0, 6, 12]
         assert scalars[f"drift/{name}/to_previous"] == [6, 12]
     assert images["attributions/overview"] == [0, 6, 12]
     assert images["drift/curves"] == [6, 12]
+    assert scalars["timing/attribution_ms"] == [0, 6, 12]
     for tag in ("probes/confidence", "probes/accuracy", "probes/true_class_probability"):
         assert scalars[tag] == [0, 6, 12]
 
