@@ -98,23 +98,36 @@ def test_deterministic_for_fixed_key(setup, name):
         np.testing.assert_array_equal(first, other)
 
 
+# Probes of the first batch (row, position) mixed with probes of the second: each probe moves
+# to another position among other neighbours, in a batch of the same shape (no new compile).
+MIXES = [[(0, 3), (1, 0), (0, 1), (1, 2)], [(1, 1), (0, 0), (1, 3), (0, 2)]]
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_batch_independent(setup, name):
+    """A probe's map is the same whatever the other probes of its batch and its position."""
     fn, _ = _jitted(setup, name)
-    variables, images, targets = setup["variables"][0], setup["images"][0], setup["targets"][0]
+    variables, images, targets = setup["variables"][0], setup["images"], setup["targets"]
     key = jax.random.key(3)
-    batch = np.asarray(fn(variables, images, targets, key))
+    batch = np.asarray(fn(variables, images[0], targets[0], key))
     scale = np.abs(batch).max()
-    keys = key
+    keys = [key, key]
     if attribution.get(name).stochastic:
-        # Randomness per example: a single key stands for its per-example keys, and a slice
-        # of the batch with its slice of the keys gives the same maps (what devices rely on).
-        keys = attribution.example_keys(key, images.shape[0])
-        np.testing.assert_array_equal(fn(variables, images, targets, keys), batch)
-    for i in range(images.shape[0]):
-        single = fn(variables, images[i : i + 1], targets[i : i + 1],
-                    keys[i : i + 1] if keys.ndim else key)
-        np.testing.assert_allclose(single[0], batch[i], rtol=1e-5, atol=1e-6 * scale)
+        # Randomness per example: a single key stands for its per-example keys, and probes
+        # that carry their keys along give the same maps (what devices rely on).
+        keys = [attribution.example_keys(key, 4), attribution.example_keys(jax.random.key(4), 4)]
+        np.testing.assert_array_equal(fn(variables, images[0], targets[0], keys[0]), batch)
+    for mix in MIXES:
+
+        def mixed(arrays, mix=mix):
+            return jnp.stack([arrays[row][i] for row, i in mix])
+
+        maps = fn(variables, mixed(images), mixed(targets),
+                  mixed(keys) if keys[0].ndim else key)
+        for position, (row, i) in enumerate(mix):
+            if row == 0:
+                np.testing.assert_allclose(maps[position], batch[i], rtol=1e-5,
+                                           atol=1e-6 * scale)
 
 
 @pytest.mark.parametrize("name", [n for n in METHODS if attribution.get(n).completeness])
