@@ -236,6 +236,7 @@ class SanityCallback(ScheduledCallback):
         if "integrated_gradients" in self.methods and np.ndim(baseline) == 0:
             gap = sanity.make_completeness_gap(model, variables, shape, baseline=float(baseline))
         shown = self.figure_probes
+        self._metrics.build(classifier, self.methods, fns)
 
         def kernel(variables, random_variables, random_maps, images, key):
             # Both randomization modes in one loop over their stages: each method compiles
@@ -268,7 +269,10 @@ class SanityCallback(ScheduledCallback):
             if gap is not None:
                 out["completeness_gap"] = jnp.mean(
                     gap(variables, images, targets, trained["integrated_gradients"]))
-            # Stay on the device, for the metric families (popped before the host copy).
+            # The metric families of every firing, here; the others in programs of their own,
+            # on the trained maps and predictions (popped before the host copy).
+            out["metrics"] = self._metrics.inline_means(variables, images, targets, trained,
+                                                        random_maps, key)
             out["trained"], out["predicted"] = trained, targets
             return out
 
@@ -278,8 +282,7 @@ class SanityCallback(ScheduledCallback):
                       jnp.asarray(self.images), jax.random.key(self.seed))
         self._compiled = jax.jit(kernel).lower(variables, *self._args).compile()
         _, random_maps, images, key = self._args
-        self._metrics.compile(classifier, variables, self.methods, fns, images, random_maps,
-                              key)
+        self._metrics.compile(variables, list(self.methods), images, random_maps, key)
         self.compile_seconds = time.perf_counter() - start
 
     def fire(self, step: int, state: Any) -> None:
@@ -308,8 +311,8 @@ class SanityCallback(ScheduledCallback):
         out = self._compiled(variables, *self._args)
         trained, predicted = out.pop("trained"), out.pop("predicted")
         _, random_maps, images, key = self._args
-        out["metrics"] = self._metrics.run(self._metrics.due(firing), variables, images,
-                                           predicted, trained, random_maps, key)
+        out["metrics"].update(self._metrics.run(self._metrics.due(firing), variables, images,
+                                                predicted, trained, random_maps, key))
         host = jax.device_get(out)  # The one host copy.
         self.timings.append(1000.0 * (time.perf_counter() - start))
         self._render_and_write(step, host, self.timings[-1])

@@ -1,10 +1,13 @@
 """The evaluation metrics a SanityCallback runs beside its checks, family by family.
 
-Each metric family (`attribution.metric.FAMILIES`) present in the chosen metrics compiles into
-one jitted program over every checked method, so a family can run on its own schedule: every
-`every[family]`-th firing of the callback (0: never). The programs take the trained maps the
-callback's main program made and return means over the probes; the map-only metrics also score
-the callback's random maps, which the verdict compares against. What the callback writes:
+Each metric family (`attribution.metric.FAMILIES`) present in the chosen metrics is one
+function over every checked method, so a family can run on its own schedule: every
+`every[family]`-th firing of the callback (0: never). Families that run at every firing (the
+default) are traced into the callback's main program (`inline`: one program compiles faster
+than several, and shares their forward passes); each other family compiles into a program of
+its own. They take the trained maps the callback's main program made and return means over the
+probes; the map-only metrics also score the callback's random maps, which the verdict compares
+against. What the callback writes:
 
   sanity/<method>/<metric>     the metric's mean over the probes (also for <method> "random")
   sanity/verdict               markdown text: `attribution.verdict` on the latest scores
@@ -72,22 +75,25 @@ class MetricFamilies:
         self.families = {f: [n for n in self.options if metrics.get(n).family == f]
                          for f in FAMILIES}
         self.families = {f: ns for f, ns in self.families.items() if ns and self.every[f]}
-        self._programs: dict[str, Any] = {}  # family -> compiled program
+        self._functions: dict[str, Any] = {}  # family -> its pure function (see `build`)
+        self._programs: dict[str, Any] = {}  # family -> compiled program (not inline ones)
         self._pending: dict[str, Any] = {}  # family -> its compile, run before it is first due
         self.latest: dict[str, dict[str, dict[str, float]]] = {}  # family -> method -> scores
 
-    def compile(self, classifier: Any, variables: Any, methods: Mapping[str, Mapping[str, Any]],
-                explain: Mapping[str, Any], images: jax.Array, random_maps: jax.Array,
-                key: jax.Array) -> None:
-        """Builds one program per family; those due at the first firing compile now, the
-        others just before they are first due (their compile time spread over the run).
+    @property
+    def inline(self) -> list[str]:
+        """The families that run at every firing: traced into the caller's main program."""
+        return [f for f in self.families if self.every[f] == 1]
+
+    def build(self, classifier: Any, methods: Mapping[str, Mapping[str, Any]],
+              explain: Mapping[str, Any]) -> None:
+        """Builds every family's pure function `(variables, images, targets, trained,
+        random_maps, key) -> method -> metric -> mean`.
 
         Args:
           methods: method name -> options; `explain`: name -> its built attribution function
             (the callback's own, not built again).
         """
-        targets = jax.ShapeDtypeStruct((images.shape[0],), jnp.int32)
-        maps = {m: jax.ShapeDtypeStruct(images.shape, jnp.float32) for m in methods}
         for family, names in self.families.items():
             # Metrics that read only the maps, for any method, run once for every method and
             # the random maps together (vmapped over the maps): the model's forward passes
@@ -98,8 +104,8 @@ class MetricFamilies:
                               for n in names if n not in shared and self._applies(n, m, opts)}
                           for m, opts in methods.items()}
 
-            def program(variables, images, targets, trained, random_maps, key,
-                        per_method=per_method, shared=shared):
+            def family_means(variables, images, targets, trained, random_maps, key,
+                             per_method=per_method, shared=shared):
                 out = {m: _means(metrics.evaluate(fns, variables, images, targets, trained[m],
                                                   explain[m], key))
                        for m, fns in per_method.items()}
@@ -113,11 +119,32 @@ class MetricFamilies:
                         out[m].update({n: v[i] for n, v in scores.items()})
                 return out
 
+            self._functions[family] = family_means
+
+    def inline_means(self, variables: Any, images: jax.Array, targets: jax.Array,
+                     trained: Mapping[str, jax.Array], random_maps: jax.Array,
+                     key: jax.Array) -> dict[str, Any]:
+        """The `inline` families' means, traced inside the caller's jitted program."""
+        return {f: self._functions[f](variables, images, targets, dict(trained), random_maps,
+                                      key) for f in self.inline}
+
+    def compile(self, variables: Any, methods: Sequence[str], images: jax.Array,
+                random_maps: jax.Array, key: jax.Array) -> None:
+        """Compiles the families that are not inline, one program each: those due at the first
+        firing now, the others just before they are first due (their compile time spread over
+        the run). Call `build` first."""
+        targets = jax.ShapeDtypeStruct((images.shape[0],), jnp.int32)
+        maps = {m: jax.ShapeDtypeStruct(images.shape, jnp.float32) for m in methods}
+        for family in self.families:
+            if family in self.inline:
+                continue
             self._pending[family] = functools.partial(
-                lambda program: jax.jit(program).lower(
-                    variables, images, targets, maps, random_maps, key).compile(), program)
+                lambda fn: jax.jit(fn).lower(
+                    variables, images, targets, maps, random_maps, key).compile(),
+                self._functions[family])
         for family in self.due(0):
-            self._compile(family)
+            if family not in self.inline:
+                self._compile(family)
 
     def _compile(self, family: str) -> None:
         if family not in self._programs:
@@ -143,7 +170,9 @@ class MetricFamilies:
     def run(self, families: Sequence[str], variables: Any, images: jax.Array,
             targets: jax.Array, trained: Mapping[str, jax.Array], random_maps: jax.Array,
             key: jax.Array) -> dict[str, Any]:
-        """The due families' means, on the device: family -> method -> metric -> []."""
+        """The due families' means that are not inline, on the device: family -> method ->
+        metric -> []."""
+        families = [f for f in families if f not in self.inline]
         for family in families:
             self._compile(family)
         return {f: self._programs[f](variables, images, targets, dict(trained), random_maps, key)
