@@ -47,14 +47,23 @@ def test_layer_names_are_nested_paths(user_model):
                       "Block_1/Conv_0": (6, 6, 6), "Block_1": (6, 6, 6), "Dense_0": (5,)}
 
 
-@pytest.mark.parametrize("method", attribution.names())
-def test_every_method_runs_unmodified(user_model, method):
+@pytest.fixture(scope="module")
+def every_method(user_model):
+    """Every method's maps of the predicted classes, built together (`build_many`) and
+    compiled as one program."""
     model, variables, images = user_model
-    options = dict(FAST.get(method, {}))
-    if method in LAYER_METHODS:
-        options["layer"] = "Block_1/Conv_0"
-    maps = attribution.explain(method, model, variables, images, key=jax.random.key(0), **options)
-    assert maps.shape == images.shape and maps.dtype == jnp.float32
+    options = {m: dict(FAST.get(m, {}), **({"layer": "Block_1/Conv_0"} if m in LAYER_METHODS
+                                          else {})) for m in attribution.names()}
+    targets = attribution.predicted_targets(model, variables, images)
+    fn = jax.jit(attribution.build_many(options, model, variables, INPUT_SHAPE))
+    return jax.device_get(fn(variables, images, targets, jax.random.key(0)))
+
+
+@pytest.mark.parametrize("method", attribution.names())
+def test_every_method_runs_unmodified(user_model, every_method, method):
+    _, _, images = user_model
+    maps = every_method[method]
+    assert maps.shape == images.shape and maps.dtype == np.float32
     assert np.all(np.isfinite(maps)) and np.any(maps != 0)
 
 
