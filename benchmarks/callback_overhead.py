@@ -9,9 +9,9 @@ MNIST_DIR for the full set) and measures:
     options; 2 probes per class from the eval split; a real `TensorBoardWriter` in a
     temporary folder). Epochs are timed back to back, so the callback's background render
     and write overlap (and compete with) the next epoch, as in a real run;
-  - the callback's time per firing, split into compute (`callback.timings`: every method,
-    one compiled program; with `--per-method-timing`, one program per method, each timed),
-    the rest of the foreground (prediction, the one host copy, queuing),
+  - the callback's time per firing, split into compute (`callback.timings`: the probes'
+    prediction and every method, one compiled program; with `--per-method-timing`, one
+    program per method, each timed), the rest of the foreground (the one host copy, queuing),
     render and write (both on the callback's background thread; timed from outside by a
     subclass that times `_render_and_write` and a writer wrapper that times the writes);
   - each method standalone (`jax.jit(attribution.build(...))`, the same probes), called as
@@ -405,8 +405,9 @@ def measure_attribution(args, model, state, splits, probe_images, probe_labels, 
         ["extra wall time per epoch, incl. background", f"{amortized:.2f} s",
          f"{epochs} epochs + final drain {drain_s:.2f} s"],
         ["callback per firing (foreground)", f"{fire_ms:.0f} ms", ""],
-        ["- compute (every method, `callback.timings`)", f"{compute_ms:.0f} ms", ""],
-        ["- prediction, host copy, queuing", f"{fire_ms - compute_ms:.0f} ms",
+        ["- compute (prediction and every method, `callback.timings`)",
+         f"{compute_ms:.0f} ms", ""],
+        ["- host copy, queuing", f"{fire_ms - compute_ms:.0f} ms",
          f"device_get of all maps alone: {copy_ms:.2f} ms"],
         ["- render (background thread)", f"{render_ms:.0f} ms", ""],
         ["- write (background thread)", f"{write_ms:.0f} ms", ""],

@@ -8,7 +8,7 @@ Tags written at every firing, at the global optimizer step (the interface; see R
   drift/<method>/to_first             ... and to the first firing's (from the 2nd firing)
   drift/curves                        image: to_previous per method against the step
   probes/confidence, probes/accuracy, probes/true_class_probability
-  timing/attribution_ms                compute time of the firing (every method, one program)
+  timing/attribution_ms               compute time of the firing (the prediction and every method)
   timing/attribution_ms/<method>      compute time of each method (with per_method_timing)
 """
 
@@ -114,8 +114,10 @@ class AttributionCallback(ScheduledCallback):
     training); firings reuse the compiled code with the current parameters. All
     methods (and the probes' prediction) are one program: XLA compiles it in about
     half the time of one program per method (their forward passes are shared, and each
-    program has a fixed cost), and runs independent methods side by side. With
-    `per_method_timing`, each method is its own program, timed alone.
+    program has a fixed cost), and runs independent methods side by side, so its peak
+    memory can approach the sum of the methods' rather than the largest one's. With
+    `per_method_timing`, each method is its own program, timed alone (and run one at a
+    time).
     Each firing copies its results to the host once; rendering and writing then
     run on a background thread, so training waits only for the compute.
 
@@ -211,9 +213,9 @@ class AttributionCallback(ScheduledCallback):
             raise ValueError(f"settle_threshold must be in [0, 1]; got {settle_threshold!r}.")
         self.drift_similarity = drift_similarity
         self.settle_threshold = float(settle_threshold)
-        if not isinstance(per_method_timing, bool):
+        if not isinstance(per_method_timing, (bool, np.bool_)):
             raise ValueError(f"per_method_timing must be True or False; got {per_method_timing!r}.")
-        self.per_method_timing = per_method_timing
+        self.per_method_timing = bool(per_method_timing)
         self.model = model
         self._model = CallbackModel(model, model_kwargs, logits, preprocess)
         self.images = probe_images

@@ -130,6 +130,24 @@ def test_batch_independent(setup, name):
                                            atol=1e-6 * scale)
 
 
+def test_a_batch_of_one(setup):
+    """Every method on a batch of one probe (all in one program: one compile) gives that
+    probe's map from the batch of four; stochastic methods with the probe's own key."""
+    variables, images, targets = setup["variables"][0], setup["images"][0], setup["targets"][0]
+    key = jax.random.key(3)
+    keys = {name: attribution.example_keys(key, 4) if attribution.get(name).stochastic else key
+            for name in METHODS}
+    fns = {name: attribution.build(name, setup["model"], setup["template"], INPUT_SHAPE,
+                                   **_options(name)) for name in METHODS}
+    one = jax.jit(lambda v, x, t, k: {name: fn(v, x, t, k[name]) for name, fn in fns.items()})(
+        variables, images[2:3], targets[2:3], {n: k[2:3] if k.ndim else k for n, k in keys.items()})
+    for name in METHODS:
+        batch = np.asarray(_jitted(setup, name)[0](variables, images, targets, keys[name]))
+        assert one[name].shape == (1, *INPUT_SHAPE), name
+        np.testing.assert_allclose(one[name][0], batch[2], rtol=1e-5,
+                                   atol=1e-6 * np.abs(batch).max(), err_msg=name)
+
+
 @pytest.mark.parametrize("name", [n for n in METHODS if attribution.get(n).completeness])
 def test_completeness(setup, name):
     """sum(map) == f(x) - f(baseline), within 1%.

@@ -98,12 +98,14 @@ def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, 
 
 @pytest.mark.parametrize("targets", ["label", "predicted"])
 def test_one_program_equals_one_program_per_method(gap_model, probes, tmp_path, targets):
-    """The same maps, probabilities and targets whether the methods share one program or
-    not; only the per-method timing tags differ."""
+    """The same maps and probe scores (the probabilities, and so the predicted targets)
+    whether the methods share one program or not; only the per-method timing tags differ."""
+    from tests.callbacks.test_sanity_callback import scalar_values
+
     model, state = gap_model
     methods = {"gradient": {}, "smoothgrad": {"num_samples": 3}, "grad_cam": {},
                "occlusion": {"window": 7, "stride": 7}}
-    maps, scalars = {}, {}
+    maps, scalars, values = {}, {}, {}
     for per_method in (False, True):
         logdir = tmp_path / str(per_method)
         writer = TensorBoardWriter(str(logdir))
@@ -114,6 +116,7 @@ def test_one_program_equals_one_program_per_method(gap_model, probes, tmp_path, 
         callback.wait()
         writer.close()
         scalars[per_method] = read_events(logdir)[1]
+        values[per_method] = scalar_values(logdir, 0)
     for name in methods:
         reference = maps[True][name]
         np.testing.assert_allclose(maps[False][name], reference, rtol=1e-5,
@@ -121,6 +124,8 @@ def test_one_program_equals_one_program_per_method(gap_model, probes, tmp_path, 
         assert f"timing/attribution_ms/{name}" not in scalars[False]
         assert scalars[True][f"timing/attribution_ms/{name}"] == [0]
     assert scalars[False]["timing/attribution_ms"] == scalars[True]["timing/attribution_ms"] == [0]
+    for tag in ("probes/confidence", "probes/accuracy", "probes/true_class_probability"):
+        assert values[False][tag] == pytest.approx(values[True][tag], abs=1e-6), tag
     with pytest.raises(ValueError, match="per_method_timing must be True or False; got 'yes'"):
         AttributionCallback(model, *probes, None, per_method_timing="yes")
 

@@ -349,7 +349,9 @@ def test_new_method_families_pass_through_the_checks(trained_cnn, mnist, tmp_pat
 def test_a_family_scores_the_same_in_the_main_program_and_in_its_own(trained_cnn, mnist,
                                                                      tmp_path):
     """A family run at every firing is traced into the main program; one on a schedule of its
-    own is a program of its own, first due at its n-th firing. Same scores either way."""
+    own is a program of its own, first due at its n-th firing. Same scores either way, for a
+    metric that reads the model, the targets and the key (faithfulness correlation) and one
+    that reads only the maps (sparseness)."""
     model, variables = trained_cnn
     idx = select_probes(mnist.eval_labels, per_class=1)
     scores = {}
@@ -359,15 +361,18 @@ def test_a_family_scores_the_same_in_the_main_program_and_in_its_own(trained_cnn
         callback = SanityCallback(model, mnist.eval_images[idx], mnist.eval_labels[idx], writer,
                                   methods=["gradient"], num_probes=2, schedule="epochs:1",
                                   at_start=True, independent=False, faithfulness_steps=2,
-                                  metrics=["sparseness", "relevance_mass_accuracy"],
-                                  metric_every={"complexity": every})
+                                  metrics={"faithfulness_correlation": {"num_runs": 8},
+                                           "sparseness": {}},
+                                  metric_every={"faithfulness": every, "complexity": every})
         callback.on_train_begin(variables)  # Fires at step 0.
         callback.on_epoch_end(1, variables, None)
         callback.wait()
         writer.close()
-        assert callback._metrics.inline == ["complexity", "localisation"][every - 1:]
+        assert callback._metrics.inline == (["faithfulness", "complexity"] if every == 1
+                                            else [])
         scores[every] = [scalar_values(logdir, step) for step in (0, 1)]
-    assert "sanity/gradient/sparseness" not in scores[2][0]
-    for tag in ("sanity/gradient/sparseness", "sanity/random/sparseness",
-                "sanity/gradient/relevance_mass_accuracy"):
+    tags = [f"sanity/{m}/{n}" for m in ("gradient", "random")
+            for n in ("faithfulness_correlation", "sparseness")]
+    assert not set(tags) & set(scores[2][0])  # Not due at the first firing.
+    for tag in tags:
         assert scores[2][1][tag] == pytest.approx(scores[1][1][tag], abs=1e-6), tag

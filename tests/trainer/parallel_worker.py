@@ -77,26 +77,34 @@ def sharded_attribution(variables_file: str) -> dict:
     # only between loop-free programs.
     methods["occlusion"]["chunk_size"] = 4096
     maps, flops = {}, {}
-    for mesh in (None, parallel.make_mesh()):
-        callback = AttributionCallback(model, images, labels, MultiWriter([]), methods=methods,
-                                       targets="predicted", mesh=mesh, evolution=False)
-        size = 1 if mesh is None else mesh.size
-        maps[size] = callback.fire(1, variables)
-        callback.wait()
-        # XLA's cost analysis of a partitioned executable counts one device's share. Drift
-        # compares whole firings (a few thousand flops), replicated on every device.
-        flops[size] = {name: compiled.cost_analysis()["flops"]
-                       for name, compiled in callback._compiled.items() if name != "_drift"}
-    single, split = maps[1], maps[jax.device_count()]
+    # Every method in one program (the default), and one program per method, whose cost
+    # analysis shows each method's own share.
+    for per_method in (False, True):
+        for mesh in (None, parallel.make_mesh()):
+            callback = AttributionCallback(model, images, labels, MultiWriter([]),
+                                           methods=methods, targets="predicted", mesh=mesh,
+                                           evolution=False, per_method_timing=per_method)
+            size = 1 if mesh is None else mesh.size
+            maps[size, per_method] = callback.fire(1, variables)
+            callback.wait()
+            # XLA's cost analysis of a partitioned executable counts one device's share.
+            # Drift compares whole firings (a few thousand flops), replicated on every device.
+            flops[size, per_method] = {
+                name: compiled.cost_analysis()["flops"]
+                for name, compiled in callback._compiled.items() if name != "_drift"}
+    devices = jax.device_count()
+    single = maps[1, False]
     return {
-        "devices": jax.device_count(),
+        "devices": devices,
         "methods": sorted(single),
-        "shapes": {name: list(m.shape) for name, m in split.items()},
-        "max_abs_diff": {name: float(np.abs(single[name] - split[name]).max()) for name in single},
+        "shapes": {name: list(m.shape) for name, m in maps[devices, False].items()},
+        # Each layout's maps against one device's in one program.
+        "max_abs_diff": {name: max(float(np.abs(single[name] - maps[key][name]).max())
+                                   for key in maps) for name in single},
         "max_abs": {name: float(np.abs(single[name]).max()) for name in single},
         "stochastic": [name for name in single if attribution.get(name).stochastic],
-        "flops_single": flops[1],
-        "flops_per_device": flops[jax.device_count()],
+        "flops_single": {**flops[1, True], "_firing": flops[1, False]["_firing"]},
+        "flops_per_device": {**flops[devices, True], "_firing": flops[devices, False]["_firing"]},
     }
 
 

@@ -1,6 +1,8 @@
 """Every registered metric, on a trained CNN and real digits: finite, deterministic for a key,
 independent of the batch a probe is in; the registry and option checks."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,13 +31,21 @@ FAST = {"faithfulness_correlation": {"num_runs": 8}, "pixel_flipping": {"feature
         "sic": {"thresholds": (0.1, 0.5)}, "aic": {"thresholds": (0.1, 0.5)}}
 
 
+# Each metric's scores of the first six probes, kept for `test_a_batch_of_one`.
+WHOLE: dict[str, np.ndarray] = {}
+
+
+def _keys():
+    return jax.vmap(lambda n: jax.random.fold_in(jax.random.key(7), n))(jnp.arange(12))
+
+
 @pytest.mark.parametrize("name", metrics.names())
 def test_finite_deterministic_and_batch_independent(setup, name):
     classifier, variables, images, labels, maps, explain = setup
     fn = metrics.build(name, classifier, **FAST.get(name, {}))
     run = jax.jit(lambda v, x, t, m, k: metrics.evaluate({name: fn}, v, x, t, m, explain, k,
                                                          method_key=k)[name])
-    keys = jax.vmap(lambda n: jax.random.fold_in(jax.random.key(7), n))(jnp.arange(12))
+    keys = _keys()
     first = slice(0, 6)
     whole = np.asarray(run(variables, images[first], labels[first], maps[first], keys[first]))
     # NaN only where a metric skips a probe by its definition (PIC: PAIR's skip rules).
@@ -48,6 +58,30 @@ def test_finite_deterministic_and_batch_independent(setup, name):
     mixed = np.r_[6:10, 2:4]
     part = np.asarray(run(variables, images[mixed], labels[mixed], maps[mixed], keys[mixed]))
     np.testing.assert_allclose(part[4:], whole[2:4], rtol=2e-3, atol=2e-4)
+    WHOLE[name] = whole
+
+
+def test_a_batch_of_one(setup):
+    """Every metric on a batch of one probe, all in one program (one compile): that probe's
+    score from the batch of six (scored here where the test above did not run)."""
+    classifier, variables, images, labels, maps, explain = setup
+    keys = _keys()
+    fns = {name: metrics.build(name, classifier, **FAST.get(name, {})) for name in metrics.names()}
+
+    def each(fns, v, x, t, m, k):
+        # One `evaluate` per metric: metric i of an `evaluate` draws from `fold_in(key, i)`.
+        return {name: metrics.evaluate({name: fn}, v, x, t, m, explain, k, method_key=k)[name]
+                for name, fn in fns.items()}
+
+    one = jax.jit(functools.partial(each, fns))(variables, images[3:4], labels[3:4], maps[3:4],
+                                                keys[3:4])
+    for name, fn in fns.items():
+        if name not in WHOLE:
+            WHOLE[name] = np.asarray(jax.jit(functools.partial(each, {name: fn}))(
+                variables, images[:6], labels[:6], maps[:6], keys[:6])[name])
+        assert one[name].shape == (1,), name
+        np.testing.assert_allclose(one[name][0], WHOLE[name][3], rtol=2e-3, atol=2e-4,
+                                   err_msg=name)
 
 
 def test_registry_families_and_sets():
