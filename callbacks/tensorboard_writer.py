@@ -34,7 +34,10 @@ from callbacks.metric_writer import Array, Scalar
 
 DEFAULT_HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
 _IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-_FILE_IDS = itertools.count()  # two writers opened in the same second get distinct files
+# Two writers opened in the same second get distinct files, named in the order they were
+# opened: readers take a run's files in name order, and a resumed run's purge (see
+# `purge_step`) must come after the files it purges (zero-padded: "10" sorts before "9").
+_FILE_IDS = itertools.count()
 
 
 class TensorBoardWriter:
@@ -56,7 +59,7 @@ class TensorBoardWriter:
         self.logdir = os.fspath(logdir)
         os.makedirs(self.logdir, exist_ok=True)
         self._events = EventsWriter(os.path.join(self.logdir, "events"),
-                                    f".{os.getpid()}.{next(_FILE_IDS)}")
+                                    f".{os.getpid()}.{next(_FILE_IDS):06d}")
         self._closed = False
         if purge_step is not None:
             # TensorBoard drops earlier events at steps >= a session START's step.

@@ -2,6 +2,8 @@
 AsyncWriter keeps order, drains on flush/close, and never loses a background error."""
 
 import io
+import itertools
+import os
 import threading
 import wave
 
@@ -285,3 +287,17 @@ def test_native_checksums_read_the_same_records_and_still_catch_damage(tmp_path)
     # The loader stops at the damaged record, with either checksum: nothing from it on.
     damaged = records(crc32c.crc32c)
     assert damaged == records(pure) and damaged and all(step < 1 for step, _ in damaged)
+
+
+def test_event_files_sort_in_the_order_they_were_opened(tmp_path, monkeypatch):
+    """Readers take a run's files in name order: a resumed run's purge must follow the files
+    it purges, however many writers the process opened before (here the 6th to the 17th)."""
+    from callbacks import tensorboard_writer
+    monkeypatch.setattr(tensorboard_writer, "_FILE_IDS", itertools.count(5))
+    opened = []
+    for _ in range(12):
+        before = set(os.listdir(tmp_path))
+        TensorBoardWriter(tmp_path).close()
+        (name,) = set(os.listdir(tmp_path)) - before
+        opened.append(name)
+    assert sorted(opened) == opened
