@@ -39,7 +39,10 @@ if (importlib.metadata.version("jaxlib").startswith("0.10.")
         and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", "")):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_LEGACY_FUSION}".strip()
 
+import filelock  # noqa: E402
+import flax.serialization  # noqa: E402
 import jax  # noqa: E402  (after the cache settings above)
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -108,13 +111,35 @@ def _train(name: str, mnist: data.MnistSplits, epochs: int, learning_rate: float
     return model, {"params": state.params}
 
 
+def _trained_once_per_session(name, mnist, tmp_path_factory, worker_id, **training):
+    """`_train`'s model, trained by the first worker that asks and read back by the others.
+
+    Each of them would train the same weights (same seed, same batches): 6-9 s of compiling
+    and training per model and worker, saved. The folder above a worker's base temp folder is
+    the session's own, shared by its workers (pytest-xdist's documented way).
+    """
+    if worker_id == "master":  # One process: nothing to share.
+        return _train(name, mnist, **training)
+    path = tmp_path_factory.getbasetemp().parent / f"trained_{name}.msgpack"
+    with filelock.FileLock(f"{path}.lock"):
+        if path.exists():
+            params = flax.serialization.msgpack_restore(path.read_bytes())
+            return models.create_model(name), {"params": jax.tree.map(jnp.asarray, params)}
+        model, variables = _train(name, mnist, **training)
+        path.write_bytes(flax.serialization.msgpack_serialize(
+            jax.tree.map(np.asarray, variables["params"])))
+        return model, variables
+
+
 @pytest.fixture(scope="session")
-def trained_cnn(mnist):
+def trained_cnn(mnist, tmp_path_factory, worker_id):
     """(CNN, variables) trained for 2 epochs on the real training digits."""
-    return _train("cnn", mnist, epochs=2, learning_rate=1e-3)
+    return _trained_once_per_session("cnn", mnist, tmp_path_factory, worker_id, epochs=2,
+                                     learning_rate=1e-3)
 
 
 @pytest.fixture(scope="session")
-def trained_cnn_gap(mnist):
+def trained_cnn_gap(mnist, tmp_path_factory, worker_id):
     """(CNNGAP, variables) trained for 2 epochs on the real training digits."""
-    return _train("cnn_gap", mnist, epochs=2, learning_rate=3e-3)
+    return _trained_once_per_session("cnn_gap", mnist, tmp_path_factory, worker_id, epochs=2,
+                                     learning_rate=3e-3)
