@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_core_packages_do_not_import_tensorflow():
     code = (
         "import sys, attribution, callbacks, callbacks.base, trainer, trainer.train, "

@@ -33,6 +33,7 @@ def test_one_snippet_per_model_kind():
     assert len(BLOCKS) == len(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(EXPECTED)))
 def test_snippet_runs_as_written(index):
     out = io.StringIO()

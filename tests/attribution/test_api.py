@@ -104,6 +104,7 @@ def test_explain_compiles_once_per_model_method_options_and_shape(linear):
     assert traces[0] > after_first, "different options reused a cached function"
 
 
+@pytest.mark.slow
 def test_build_many_runs_all_methods_in_one_function(linear):
     apply_fn, variables, images = linear
     methods = {"gradient": {}, "occlusion": {"window": 2},
@@ -122,6 +123,7 @@ def test_build_many_runs_all_methods_in_one_function(linear):
     assert not np.allclose(again["smoothgrad"], maps["smoothgrad"])
 
 
+@pytest.mark.slow
 def test_attribution_imports_neither_tensorflow_nor_trainer():
     code = (
         "import sys, attribution\n"

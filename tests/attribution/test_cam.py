@@ -33,6 +33,7 @@ def test_small_model_matches_formula():
     assert expected.min() < 0 < expected.max()  # Signed, as documented.
 
 
+@pytest.mark.slow
 def test_trained_model_matches_formula(trained_cnn_gap, digits):
     model, variables = trained_cnn_gap
     images, labels = digits[0][:8], digits[1][:8]
@@ -47,6 +48,7 @@ def test_trained_model_matches_formula(trained_cnn_gap, digits):
     assert np.mean(maps.sum(axis=(1, 2, 3)) > other_maps.sum(axis=(1, 2, 3))) >= 0.75
 
 
+@pytest.mark.slow
 def test_flatten_head_raises():
     model = CNN(features=(4, 8), dense=16)
     variables = random_variables(model, (8, 8, 1), seed=0)
@@ -54,6 +56,7 @@ def test_flatten_head_raises():
         attribution.build("cam", model, variables, (8, 8, 1))
 
 
+@pytest.mark.slow
 def test_layer_not_feeding_the_pool_raises():
     model = CNNGAP(features=(4, 8))
     variables = random_variables(model, (8, 8, 1), seed=0)
@@ -61,6 +64,7 @@ def test_layer_not_feeding_the_pool_raises():
         attribution.build("cam", model, variables, (8, 8, 1), layer="Conv_0")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, applies", [(CNN(features=(4, 8), dense=16), False),
                                              (CNNGAP(features=(4, 8)), True)])
 def test_shape_only_variables_checked_with_random_params(model, applies):

@@ -92,6 +92,7 @@ def test_gradient_weighted_members_match_their_formulas(gap_model, name):
     np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_score_cam_matches_masked_forward_passes(gap_model):
     model, variables, images = gap_model
     a = _relu(_activation_and_gradient(model, variables, images)[0])  # Activated maps.
@@ -144,6 +145,7 @@ class ActivatedGapNet(nn.Module):
         return nn.Dense(10)(x.mean(axis=(1, 2)))
 
 
+@pytest.mark.slow
 def test_members_coincide_where_the_gradient_is_constant_over_space():
     """Before a GAP + dense head the gradient w.r.t. the activated maps is constant per channel:
     HiResCAM equals Grad-CAM (Draelos & Carin), and so do XGrad-CAM's weights; LayerCAM

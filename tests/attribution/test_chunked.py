@@ -35,6 +35,7 @@ def test_evaluation_sum_matches_a_double_loop(chunk_size):
     np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("forward_only", [False, True])
 @pytest.mark.parametrize("method", ["gradient_x_input", "guided_backprop"])
 def test_split_batch_keeps_every_map(method, forward_only, monkeypatch):
@@ -55,6 +56,7 @@ def test_split_batch_keeps_every_map(method, forward_only, monkeypatch):
 cpu_lanes = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU pass layout")
 
 
+@pytest.mark.slow
 @cpu_lanes
 def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkeypatch):
     monkeypatch.setenv(LANES_VARIABLE, "2")  # As on a 2-core machine.
@@ -119,6 +121,7 @@ def test_canonical_convs_keep_an_input_gradient_inside_scan():
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_linspace_rule_is_the_mean_over_both_ends_of_the_path():
     shape = (6, 5, 2)
     model = TinyReluNet()
@@ -167,6 +170,7 @@ def one_lane(digits):
         return model, variables, images, labels, _lane_maps(model, variables, images, labels)
 
 
+@pytest.mark.slow
 @cpu_lanes
 @pytest.mark.parametrize("lanes", ["2", "3"])
 def test_maps_do_not_depend_on_the_lanes(lanes, monkeypatch, one_lane):

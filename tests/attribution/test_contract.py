@@ -130,6 +130,7 @@ def test_batch_independent(setup, name):
                                            atol=1e-6 * scale)
 
 
+@pytest.mark.slow
 def test_a_batch_of_one(setup):
     """Every method on a batch of one probe (all in one program: one compile) gives that
     probe's map from the batch of four; stochastic methods with the probe's own key."""

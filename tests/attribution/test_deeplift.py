@@ -76,6 +76,7 @@ def test_linear_model_gives_difference_times_weights():
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["nnx_bn_dropout", "nnx_resnet"])
 def test_unmodified_nnx_models_with_batchnorm_and_residual_adds(kind):
     if kind == "nnx_bn_dropout":
@@ -101,6 +102,7 @@ class MaxPoolNet(nn.Module):
         return nn.Dense(10)(x.reshape(x.shape[0], -1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, names", [(MaxPoolNet(), "reduce_window_max"),
                                           (GeluReluNet(), "'mul' equation \\(inside gelu\\)")])
 def test_operations_the_rule_cannot_handle_are_named_at_build(model, names):
@@ -110,6 +112,7 @@ def test_operations_the_rule_cannot_handle_are_named_at_build(model, names):
         attribution.build("deeplift", model, variables, shape)
 
 
+@pytest.mark.slow
 def test_deeplift_shap_is_the_mean_over_its_baselines(trained_cnn, digits):
     model, variables = trained_cnn
     images, labels = digits[0][:6], digits[1][:6]

@@ -52,6 +52,7 @@ def test_small_model_matches_formula(small_gap):
     assert np.ptp(expected) > 0
 
 
+@pytest.mark.slow
 def test_trained_model_matches_formula(trained_cnn_gap, digits):
     model, variables = trained_cnn_gap
     images, labels = digits[0][:8], digits[1][:8]

@@ -33,6 +33,7 @@ def test_linear_model_expectation_is_ig_with_the_mean_baseline(stdevs):
     assert np.abs(np.asarray(maps) - (images - baselines[0]) * w).max() > 20 * spread.max()
 
 
+@pytest.mark.slow
 def test_one_baseline_is_unbiased_for_the_logit_difference():
     """With one baseline the sum of each sample is (x - b) . grad f at a uniform path point:
     its mean converges to f(x) - f(b) (completeness in expectation)."""

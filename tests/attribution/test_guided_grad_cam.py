@@ -10,6 +10,7 @@ from tests.attribution._models import random_variables
 from trainer.models import CNNGAP, MLP
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", [None, "Conv_0"])
 def test_equals_product_of_parts(layer):
     model = CNNGAP(features=(4, 8))

@@ -56,6 +56,7 @@ def cnn():
     return model, variables, images, np.array([1, 2, 3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction, max_dist", [(0.25, 0.02), (0.1, 0.3)])
 def test_matches_pair_saliencys_algorithm(cnn, fraction, max_dist):
     model, variables, images, targets = cnn
@@ -69,6 +70,7 @@ def test_matches_pair_saliencys_algorithm(cnn, fraction, max_dist):
     np.testing.assert_allclose(maps, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_no_deviation_is_integrated_gradients_with_left_points(cnn):
     model, variables, images, targets = cnn
     steps = 16

@@ -88,6 +88,7 @@ def test_epsilon_rule_layer_by_layer_by_hand():
                                atol=1e-5 * np.abs(relevance).max())
 
 
+@pytest.mark.slow
 def test_z_plus_maps_are_non_negative_where_the_logit_is_positive():
     model = CNN(features=(4, 8), dense=16)
     variables = random_variables(model, SHAPE, seed=4)
@@ -117,6 +118,7 @@ def _folded_cnn_variables(model: NnxCNN, eps: float = 1e-5) -> dict:
     return {"params": params}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box",
                                        "epsilon_alpha2_beta1"])
 def test_batchnorm_is_folded_into_the_conv_before_it(digits, composite):
@@ -134,6 +136,7 @@ def test_batchnorm_is_folded_into_the_conv_before_it(digits, composite):
     np.testing.assert_allclose(with_bn, folded, rtol=1e-4, atol=1e-4 * scale)
 
 
+@pytest.mark.slow
 def test_operations_without_a_rule_are_named_at_build():
     variables = linen_init(GeluReluNet(), (8, 8, 1))
     with pytest.raises(attribution.NotApplicableError, match=r"equation \(inside gelu\)"):

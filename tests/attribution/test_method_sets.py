@@ -30,6 +30,7 @@ def _applicable(model, shape=(28, 28, 1)):
     return lambda: attribution.applicable_methods(model, variables, shape)
 
 
+@pytest.mark.slow
 def test_sets_keep_only_the_members_that_apply():
     # No global-average-pool head: CAM does not apply, the rest of its family does.
     cnn = method_sets.expand(["cam_family"], _applicable(CNN(features=(4, 8), dense=16)))

@@ -59,6 +59,7 @@ def every_method_on_the_pair(pair):
     return maps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_nnx_maps_equal_the_equivalent_linen_models(every_method_on_the_pair, method):
     ours, reference = (maps[method] for maps in every_method_on_the_pair)
@@ -88,6 +89,7 @@ def test_nnx_module_keeps_its_mode_and_state(pair):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_gradients_of_batchnorm_models_are_the_eval_mode_logit_gradient(pair):
     model, linen_model, linen_variables, images, labels = pair
 
@@ -111,6 +113,7 @@ def test_gradients_of_batchnorm_models_are_the_eval_mode_logit_gradient(pair):
                                rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_nnx_layers_by_path_and_their_errors():
     model = build_nnx(NnxResNet, 1)
     images = jnp.asarray(np.random.default_rng(0).uniform(size=(3, 32, 32, 3)), jnp.float32)
@@ -161,6 +164,7 @@ class NeedsMode(nn.Module):
         return nn.Dense(10)(x.reshape(x.shape[0], -1))
 
 
+@pytest.mark.slow
 def test_linen_models_that_cannot_run_in_eval_mode_fail_at_construction():
     variables = linen_init(AlwaysTrainingBN(), SHAPE)
     with pytest.raises(ValueError, match="writes collection 'batch_stats'.*model_kwargs"):
@@ -175,6 +179,7 @@ def test_linen_models_that_cannot_run_in_eval_mode_fail_at_construction():
                                rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_tuple_outputs_need_and_take_a_logits_option(digits):
     model = TupleOutput()
     variables = linen_init(model, SHAPE)
@@ -192,6 +197,7 @@ def test_tuple_outputs_need_and_take_a_logits_option(digits):
         attribution.build("gradient", model, variables, SHAPE, logits="logits")
 
 
+@pytest.mark.slow
 def test_preprocess_runs_inside_the_model_call(digits, trained_cnn):
     model, variables = trained_cnn
     images, labels = digits[0][:4], digits[1][:4]
@@ -229,6 +235,7 @@ def test_mixed_activations_warn_and_inapplicable_methods_list_the_applicable(dig
         attribution.build("grad_cam", mlp_apply, mlp_variables, SHAPE)
 
 
+@pytest.mark.slow
 def test_bfloat16_parameters(digits):
     model = build_nnx(NnxCNN, 0, dtype=jnp.bfloat16)
     images, labels = digits[0][:4], digits[1][:4]
@@ -247,6 +254,7 @@ def test_bfloat16_parameters(digits):
         assert np.corrcoef(ours.ravel(), reference.ravel())[0, 1] > 0.95, method
 
 
+@pytest.mark.slow
 def test_nnx_parameter_randomization_uses_layer_initializers(pair):
     model, *_, images, labels = pair
     state = nnx.state(model)
@@ -282,6 +290,7 @@ def test_nnx_input_invariance(pair):
     assert gradient.min() > 0.999 and times_input.mean() < 0.9
 
 
+@pytest.mark.slow
 def test_states_are_accepted_wherever_variables_are(pair):
     """The module, a TrainState or None stand for the variables in every entry point."""
     model, *_, images, labels = pair
@@ -296,6 +305,7 @@ def test_states_are_accepted_wherever_variables_are(pair):
     assert len(scores.stage_names) == 4
 
 
+@pytest.mark.slow
 def test_grad_cam_at_the_compensated_first_layer_is_input_invariant(pair):
     """Hooks nest as linen's do on every kind: Grad-CAM sees the compensated first layer."""
     model, linen_model, linen_variables, images, labels = pair

@@ -53,6 +53,7 @@ def test_kernel_shap_is_exact_on_a_model_linear_in_the_patches(linear):
     np.testing.assert_allclose(maps, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_lime_without_penalty_is_exact_and_its_penalty_shrinks(linear):
     apply_fn, variables, images, targets = linear
     expected, _ = _patch_contributions(variables, images, targets, 4, 0.0)
@@ -64,6 +65,7 @@ def test_lime_without_penalty_is_exact_and_its_penalty_shrinks(linear):
     assert np.linalg.norm(shrunk) < 0.9 * np.linalg.norm(expected)
 
 
+@pytest.mark.slow
 def test_rise_converges_to_its_expectation_on_cell_masks():
     """Cells of 4x4 pixels on an 8x8 image: S = B + (1 - p) a_c + p sum_c' a_c'."""
     apply_fn, variables = linear_model(SHAPE, 2, seed=6)
@@ -86,6 +88,7 @@ def test_rise_converges_to_its_expectation_on_cell_masks():
     assert errors[8192] < errors[16]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask", ["smooth", "cells"])
 def test_rise_masks_average_to_p(mask):
     """On a model whose logit is always 1, the map is mean(M) / p: about 1 everywhere."""
@@ -133,6 +136,7 @@ def test_surrogate_solve_matches_numpy_and_ignores_the_batch():
     np.testing.assert_array_equal(alone[0], got[2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, options", [
     ("kernel_shap", {"num_samples": 40}), ("lime", {"num_samples": 64, "alpha": 1e-6})])
 def test_on_superpixels_each_segment_gets_its_contribution(linear, method, options):

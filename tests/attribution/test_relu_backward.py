@@ -88,6 +88,7 @@ def test_plain_maximum_forward_unchanged_and_vmappable(rule):
         np.testing.assert_allclose(batched[i], jax.grad(g, 1)(w1, xs[i]), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_relu_inside_scan_and_jit_matches_unrolled():
     rng = np.random.default_rng(3)
     w, x = jnp.asarray(rng.standard_normal((5, 5))), jnp.asarray(rng.standard_normal(5))

@@ -13,6 +13,7 @@ def _square_patches(shape, size):
     return rows[:, None] * -(-shape[1] // size) + cols[None, :]
 
 
+@pytest.mark.slow
 def test_segments_do_not_straddle_a_sharp_edge():
     """Two flat halves split off-grid: every segment lies in one half (a grid would not)."""
     image = np.zeros((1, 20, 20, 1), np.float32)
@@ -46,6 +47,7 @@ def test_segments_of_real_digits_follow_the_strokes(digits, size):
     assert slic_purity > grid_purity + 0.03
 
 
+@pytest.mark.slow
 def test_an_image_is_segmented_alike_in_any_batch(digits):
     images = jnp.asarray(digits[0][:8])
     labels = np.asarray(segmentation.slic(images, size=5))

@@ -34,6 +34,7 @@ KEY = jax.random.key(0)
 NOISY = {"num_samples": 8, "noise_scale": 0.2, "chunk_size": 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("base", "base_options", "squared"),
     [("gradient", None, False), ("gradient", None, True), ("occlusion", {"window": 2}, False)],
@@ -50,6 +51,7 @@ def test_zero_noise_equals_base_method(net, base, base_options, squared):
     np.testing.assert_allclose(smooth, expected, rtol=1e-6, atol=atol)
 
 
+@pytest.mark.slow
 def test_squared_is_mean_of_squares_not_square_of_mean(net):
     squared, plain = net("smoothgrad", KEY, squared=True, **NOISY), net("smoothgrad", KEY, **NOISY)
     assert np.all(squared >= np.square(plain) * (1 - 1e-5))  # Jensen's inequality.
@@ -62,6 +64,7 @@ def test_same_key_same_result_other_key_other_result(net):
     assert not np.allclose(first, net("smoothgrad", jax.random.key(6), **NOISY))
 
 
+@pytest.mark.slow
 def test_chunk_size_does_not_change_result(net):
     # The noise of sample s in slot n depends on the key, s and n alone, so only the summation
     # order changes: 3 images x 8 samples in chunks of 3, of 5 (with padding), and at once.

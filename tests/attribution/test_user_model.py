@@ -59,6 +59,7 @@ def every_method(user_model):
     return jax.device_get(fn(variables, images, targets, jax.random.key(0)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", attribution.names())
 def test_every_method_runs_unmodified(user_model, every_method, method):
     _, _, images = user_model
@@ -83,6 +84,7 @@ def test_layer_gradient_through_plain_apply_function(user_model):
                                jnp.sum(grads * delta, axis=(1, 2, 3)), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cam_needs_the_pooled_layer(user_model):
     model, variables, images = user_model
     with pytest.raises(ValueError, match="global-average-pool"):

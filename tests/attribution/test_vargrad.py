@@ -10,6 +10,7 @@ from tests.attribution._models import TinyReluNet, linear_model, random_variable
 SHAPE = (4, 4, 1)
 
 
+@pytest.mark.slow
 def test_is_smoothgrad_squared_minus_smoothgrad_squared_on_the_same_noise():
     model = TinyReluNet()
     variables = random_variables(model, SHAPE, seed=0)

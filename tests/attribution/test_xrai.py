@@ -35,6 +35,7 @@ def test_of_equal_gains_the_first_region_wins():
                                [3.0, 2.0, 2.0])
 
 
+@pytest.mark.slow
 def test_the_map_redistributes_the_base_attribution_without_changing_its_sum(trained_cnn,
                                                                               digits):
     """Each region's pixels get its mean base attribution: the total is IG's, averaged over the

@@ -56,6 +56,7 @@ _COUNTER = _CompileCounter()
 jax.monitoring.register_event_duration_secs_listener(_COUNTER)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_method_timing", [False, True])
 def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, tmp_path,
                                                       per_method_timing):
@@ -96,6 +97,7 @@ def test_compiles_once_across_firings_with_new_params(gap_model, probes, mnist, 
         assert callback.method_timings == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("targets", ["label", "predicted"])
 def test_one_program_equals_one_program_per_method(gap_model, probes, tmp_path, targets):
     """The same maps and probe scores (the probabilities, and so the predicted targets)
@@ -130,6 +132,7 @@ def test_one_program_equals_one_program_per_method(gap_model, probes, tmp_path, 
         AttributionCallback(model, *probes, None, per_method_timing="yes")
 
 
+@pytest.mark.slow
 def test_every_tag_for_every_firing(gap_model, probes, tmp_path):
     model, state = gap_model
     methods = {"gradient": {}, "integrated_gradients": {"steps": 4}, "grad_cam": {}, "cam": {}}
@@ -156,6 +159,7 @@ def test_every_tag_for_every_firing(gap_model, probes, tmp_path):
         assert scalars[tag] == [0, 6, 12]
 
 
+@pytest.mark.slow
 def test_evolution_image_has_a_column_per_firing(gap_model, probes, tmp_path):
     model, state = gap_model
     writer = TensorBoardWriter(str(tmp_path))
@@ -222,6 +226,7 @@ def test_registered_methods_all_available():
             "occlusion"} <= set(attribution.names())
 
 
+@pytest.mark.slow
 def test_drift_scalars_equal_a_hand_computation_on_the_maps(gap_model, probes, mnist, tmp_path):
     """drift/<method>/to_previous and to_first from the second firing on, as scipy computes
     them on the maps the callback returned; drift/curves at each of those firings."""
@@ -259,6 +264,7 @@ def test_drift_scalars_equal_a_hand_computation_on_the_maps(gap_model, probes, m
     assert [s for s, _ in callback.drift] == [1, 2]
 
 
+@pytest.mark.slow
 def test_sets_expand_for_the_model_and_a_wide_overview_splits_by_family(probes, tmp_path):
     model = models.create_model("cnn", features=(4, 8), dense=16)
     state = steps.create_train_state(model, jax.random.PRNGKey(2), (28, 28, 1),

@@ -75,6 +75,7 @@ def logged(trained_cnn, mnist, tmp_path_factory):
     return callback, logdir, compiles
 
 
+@pytest.mark.slow
 def test_compiles_once_and_fires_on_schedule(logged):
     callback, _, compiles = logged
     assert compiles == [0, 0, 0, 0]
@@ -82,6 +83,7 @@ def test_compiles_once_and_fires_on_schedule(logged):
     assert callback.compile_seconds > 0
 
 
+@pytest.mark.slow
 def test_every_tag_at_every_firing(logged):
     _, logdir, _ = logged
     images, scalars = read_events(logdir)
@@ -94,6 +96,7 @@ def test_every_tag_at_every_firing(logged):
     assert sorted(event_files.texts(str(logdir), "sanity/verdict")) == [0, 2, 3]
 
 
+@pytest.mark.slow
 def test_invariance_and_deletion_equal_the_standalone_checks(logged, trained_cnn):
     """The callback reuses its cascade's maps and scores all methods' curves at once; the
     scores are those of each check run alone."""
@@ -113,6 +116,7 @@ def test_invariance_and_deletion_equal_the_standalone_checks(logged, trained_cnn
                                                                     abs=1e-5), method
 
 
+@pytest.mark.slow
 def test_verdict_text_reads_back_with_the_logged_scores(logged):
     """One row per method, one cell per family: the logged score and its pass / fail."""
     shown = 5e-3  # The table's three significant digits ("0.142" for 0.14165).
@@ -147,6 +151,7 @@ def test_verdict_text_reads_back_with_the_logged_scores(logged):
     assert rows["gradient"][2].endswith("pass") and rows["guided_backprop"][2].endswith("fail")
 
 
+@pytest.mark.slow
 def test_cascading_figure_layout(logged):
     callback, logdir, _ = logged
     path = next(p for p in logdir.iterdir() if p.name.startswith("events"))
@@ -161,6 +166,7 @@ def test_cascading_figure_layout(logged):
     assert plot.width > plot.height > 200
 
 
+@pytest.mark.slow
 def test_scores_behave_as_the_papers_say(logged):
     # On the trained CNN (epoch 0): each number comes from the method it is logged under.
     _, logdir, _ = logged
@@ -234,6 +240,7 @@ def _scores(callback, step):
             if k.startswith("sanity/")}
 
 
+@pytest.mark.slow
 def test_firing_reads_the_parameters_of_its_step_while_training_goes_on(trained_cnn, mnist,
                                                                         tmp_path):
     """Training does not wait: fire() returns before the checks ran, and the next steps'
@@ -270,6 +277,7 @@ def _steps_by_tag(logdir):
     return steps
 
 
+@pytest.mark.slow
 def test_resumed_run_redoes_a_firing_cut_short_and_writes_each_tag_once(trained_cnn, mnist,
                                                                          tmp_path):
     """A killed run wrote part of the step-64 firing (not its last tag); resumed at 64, the
@@ -346,6 +354,7 @@ def test_new_method_families_pass_through_the_checks(trained_cnn, mnist, tmp_pat
     assert values["sanity/lrp/cascading_spearman_abs"] < 0.9
 
 
+@pytest.mark.slow
 def test_a_family_scores_the_same_in_the_main_program_and_in_its_own(trained_cnn, mnist,
                                                                      tmp_path):
     """A family run at every firing is traced into the main program; one on a schedule of its

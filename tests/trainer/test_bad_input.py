@@ -112,6 +112,7 @@ def test_damaged_data_files_are_named(damage, message, tmp_path):
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line_and_leaves_no_workdir(tmp_path):
     workdir = tmp_path / "run"
     result = subprocess.run(
@@ -169,6 +170,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
     jax.tree.map(np.testing.assert_allclose, resumed.params, straight.params)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_finite_checkpoint(tmp_path):
     workdir = tmp_path / "run"
     with pytest.raises(train.NonFiniteError, match=r"became NaN or infinite at step \d+ "
@@ -179,6 +181,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_finite_checkpoin
     assert not summary.exists()
 
 
+@pytest.mark.slow
 def test_non_finite_maps_are_drawn_blank_with_a_warning(tmp_path):
     config = _config(optimizer__learning_rate=1e30, stop_on_nan=False, num_epochs=1,
                      attribution__enabled=True, attribution__methods="gradient",

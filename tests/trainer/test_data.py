@@ -58,6 +58,7 @@ def test_shared_idx_counts_come_from_header():
     assert np.bincount(splits.train_labels).tolist() == [500] * 10
 
 
+@pytest.mark.slow
 def test_gzip_and_raw_files_agree(idx_copy, tmp_path_factory):
     gz_dir = tmp_path_factory.mktemp("gz")
     for name in IDX_NAMES:

@@ -184,6 +184,7 @@ class _Recorder(Callback):
         self.calls.append(("train_end", int(state.step)))
 
 
+@pytest.mark.slow
 def test_hooks_order_and_stop_request(tmp_path):
     config = _tiny_cnn(num_epochs=3)
     recorder = _Recorder(stop_after=2)
@@ -199,6 +200,7 @@ def test_hooks_order_and_stop_request(tmp_path):
     assert epoch_end[0][2] == ["eval_accuracy", "eval_loss", "train_accuracy", "train_loss"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path):
     config = _tiny_cnn(num_epochs=1)
     a = train.train_and_evaluate(config, str(tmp_path / "a"))

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from callbacks import TensorBoardWriter
 
 
@@ -11,6 +13,7 @@ def _run(*args):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_prints_the_last_or_a_chosen_firing(tmp_path):
     writer = TensorBoardWriter(tmp_path)
     for step in (0, 40, 80):

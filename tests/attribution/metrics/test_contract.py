@@ -61,6 +61,7 @@ def test_finite_deterministic_and_batch_independent(setup, name):
     WHOLE[name] = whole
 
 
+@pytest.mark.slow
 def test_a_batch_of_one(setup):
     """Every metric on a batch of one probe, all in one program (one compile): that probe's
     score from the batch of six (scored here where the test above did not run)."""

@@ -24,6 +24,7 @@ def case():
     return linear_case(num_examples=4)
 
 
+@pytest.mark.slow
 def test_faithfulness_correlation_is_one_for_the_exact_contributions(case):
     """On a linear model with a black baseline the logit drop of a subset is the sum of w x
     over it: gradient x input correlates perfectly, its negative at -1."""
@@ -106,6 +107,7 @@ def test_region_perturbation_by_hand(case):
                                - np.asarray(curves["lerf"]).mean(1), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_infidelity_vanishes_for_the_gradient_of_a_linear_model(case):
     """f(x) - f(x - I) = w . I exactly: the gradient w has infidelity 0; 2w has the squared
     error of w . I unless normalized, which rescales it back to 0."""

@@ -35,6 +35,7 @@ def _med_bits(image, low, high):
     return -(p * np.log2(p)).sum() * q.size
 
 
+@pytest.mark.slow
 def test_information_is_the_median_edge_detector_entropy():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(3, 6, 5, 1)).astype(np.float32)
@@ -60,6 +61,7 @@ def test_curve_area_as_pair_interpolates_and_integrates():
         np.testing.assert_allclose(got[n], np.trapezoid(y, x), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sic_follows_pairs_loop():
     """PAIR's compute_pic_metric step by step in numpy (our interpolation and information
     estimate in place of griddata and WebP), on a linear model: the same areas, NaN where the

@@ -33,6 +33,7 @@ def test_other_classes_are_uniform_over_the_rest():
     assert counts[2] == 0 and counts[[0, 1, 3]].min() > 280  # 1,000 draws over 3 classes.
 
 
+@pytest.mark.slow
 def test_random_logit_compares_with_the_map_of_the_drawn_class(case):
     classifier, variables, images, targets = case
     w = weight_images(variables, SHAPE, targets)

@@ -38,6 +38,7 @@ def _impute_by_hand(image, removed):
     return out
 
 
+@pytest.mark.slow
 def test_imputation_solves_the_references_system():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(3, 9, 7)).astype(np.float32)
@@ -54,6 +55,7 @@ def test_imputation_solves_the_references_system():
     assert 0.4 < np.std(noisy[removed] - got[removed]) < 0.6
 
 
+@pytest.mark.slow
 def test_road_by_hand():
     classifier, variables, images, targets = linear_case(num_examples=4, seed=3)
     maps = np.random.default_rng(4).normal(size=images.shape).astype(np.float32)
@@ -75,6 +77,7 @@ def test_road_by_hand():
     np.testing.assert_allclose(got, expected)
 
 
+@pytest.mark.slow
 def test_irof_by_hand():
     classifier, variables, images, targets = linear_case(num_examples=3, seed=5)
     maps = np.random.default_rng(6).normal(size=images.shape).astype(np.float32)

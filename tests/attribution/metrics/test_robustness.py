@@ -29,6 +29,7 @@ def _noise(kind, scale, samples, n=3):
                      for s in range(samples)])  # [S, N, H, W, C]
 
 
+@pytest.mark.slow
 def test_the_gradient_of_a_linear_model_is_perfectly_robust(case):
     classifier, variables, images, targets = case
     w = weight_images(variables, SHAPE, targets)

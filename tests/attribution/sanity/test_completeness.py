@@ -27,6 +27,7 @@ def test_gap_vanishes_on_a_linear_model():
     assert np.all(gap(variables, images, targets, maps) < 1e-5)
 
 
+@pytest.mark.slow
 def test_gap_shrinks_with_steps_on_a_trained_cnn(trained_cnn, digits):
     model, variables = trained_cnn
     images, labels = jnp.asarray(digits[0][::8]), jnp.asarray(digits[1][::8])

@@ -27,6 +27,7 @@ def test_drift_equals_a_hand_computation():
         sanity.make_drift("cosine")
 
 
+@pytest.mark.slow
 def test_each_method_gets_its_own_scores():
     # All methods share one batched similarity: each must still get its own maps' scores.
     rng = np.random.default_rng(1)

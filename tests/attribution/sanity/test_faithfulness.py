@@ -64,6 +64,7 @@ def test_bad_input_raises():
         fn(variables, jnp.zeros((2, *SHAPE)), jnp.zeros(2, jnp.int32), jnp.zeros((2, 4, 4, 1)))
 
 
+@pytest.mark.slow
 def test_attributions_beat_random_maps_on_a_trained_cnn(trained_cnn, digits):
     model, variables = trained_cnn
     images, labels = jnp.asarray(digits[0][::4]), jnp.asarray(digits[1][::4])  # 16 digits

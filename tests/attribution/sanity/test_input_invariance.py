@@ -46,6 +46,7 @@ def test_compensation_through_a_reshape():
                                model.apply(variables, images), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_is_invariant_and_gradient_x_input_is_not(probe):
     model, variables, images = probe
     grad = sanity.input_invariance("gradient", model, variables, images)

@@ -3,12 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import stats
 
 import attribution
 from attribution.sanity import mprt
 
 
+@pytest.mark.slow
 def test_discrete_entropy_is_numpys_histogram_entropy():
     rng = np.random.default_rng(0)
     maps = np.stack([rng.normal(size=(6, 5, 1)), rng.exponential(size=(6, 5, 1)),
@@ -19,6 +21,7 @@ def test_discrete_entropy_is_numpys_histogram_entropy():
                                    expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_efficient_mprt_is_the_relative_entropy_rise():
     structured = np.zeros((1, 8, 8, 1), np.float32)
     structured[0, 2:4, 2:4] = 1.0  # Two values: entropy of (60, 4) / 64.
@@ -31,6 +34,7 @@ def test_efficient_mprt_is_the_relative_entropy_rise():
     assert float(mprt.efficient_mprt(constant, jnp.asarray(noise))[0]) == 0.0
 
 
+@pytest.mark.slow
 def test_smoothed_is_smoothgrad_around_the_method(trained_cnn, digits):
     model, variables = trained_cnn
     name, options = mprt.smoothed("gradient_x_input", num_samples=4)

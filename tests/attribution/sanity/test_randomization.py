@@ -53,6 +53,7 @@ def test_stages():
         sanity.stages("shuffled", layers)
 
 
+@pytest.mark.slow
 def test_randomize_layers_uses_the_layers_initializers(tiny):
     model, variables, _ = tiny
     out = sanity.randomize_layers(model, variables, ["Dense_0"], seed=3, input_shape=SHAPE)
@@ -85,6 +86,7 @@ def test_randomize_layers_rejects_bad_input(tiny):
         sanity.randomize_layers(model.apply, variables, ["Dense_0"], seed=0, input_shape=SHAPE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", sanity.MODES)
 def test_check_matches_randomize_layers_stage_by_stage(tiny, mode):
     """Each stage's maps, targets and scores equal a direct computation on that stage's model."""
@@ -111,6 +113,7 @@ def test_check_matches_randomize_layers_stage_by_stage(tiny, mode):
                 np.testing.assert_allclose(result.scores[name][sim][s - 1], want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_checks_run_together_equal_each_check_alone(tiny):
     model, variables, images = tiny
     fns = {name: attribution.build(name, model, variables, SHAPE)
@@ -145,6 +148,7 @@ def test_check_rejects_bad_options(tiny):
         sanity.make_randomization_check(fns, model, variables, SHAPE, num_maps=-1)
 
 
+@pytest.mark.slow
 def test_gradient_passes_and_guided_backprop_fails(trained_cnn, digits):
     """The paper's result: after full cascading randomization, gradient maps no longer look
     like the trained model's, guided backprop's still do."""
