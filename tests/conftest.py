@@ -47,8 +47,9 @@ if (importlib.metadata.version("jaxlib").startswith("0.10.")
 # CPU time (171 against 229 CPU-seconds, medians of two pairs). Level 0 compiles faster still
 # but runs elementwise code several times slower (training fixtures 2-5x).
 _LIGHT_LLVM = "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_LIGHT_LLVM}".strip()
+for _flag in _LIGHT_LLVM.split():  # Each only where the caller did not choose it.
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
 
 import filelock  # noqa: E402
 import flax.serialization  # noqa: E402
@@ -101,7 +102,7 @@ LONGEST_FIRST = (
 )
 
 
-_WHOLE_MODULE_SLOW = "\npytestmark = pytest.mark.slow"
+_WHOLE_MODULE_SLOW = b"\npytestmark = pytest.mark.slow"
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -113,7 +114,7 @@ def pytest_ignore_collect(collection_path, config):
     """
     if (config.getoption("markexpr", "") == "not slow" and collection_path.suffix == ".py"
             and collection_path.name.startswith("test_")
-            and _WHOLE_MODULE_SLOW in collection_path.read_text()):
+            and _WHOLE_MODULE_SLOW in collection_path.read_bytes()):
         return True
     return None
 
@@ -121,7 +122,7 @@ def pytest_ignore_collect(collection_path, config):
 def pytest_collection_modifyitems(config, items):
     def rank(item):
         path = item.path.as_posix()
-        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(f"tests/{name}")),
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(f"/tests/{name}")),
                     len(LONGEST_FIRST))
 
     items.sort(key=rank)  # Stable: the order within a module, and of the others, is kept.
