@@ -30,14 +30,19 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 # the suite). The maps are the same in any layout; test_chunked.py checks 2 and 3 lanes.
 os.environ.setdefault("ATTRIBUTION_CPU_LANES", "1")
 
+def _default_xla_flag(flag: str) -> None:
+    """Adds `--name=value` to XLA_FLAGS unless the caller already chose a value for `name`."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag.split("=")[0] not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
 # XLA:CPU's older fusion code generator: the suite's time is mostly compiling (997 of its
 # ~1,690 test-seconds, measured), and it compiles 3-37% faster per program, with the same
 # maps bit for bit in the programs compared (README, Tests). XLA aborts on a flag it does
 # not know, so only for the jaxlib it was measured with.
-_LEGACY_FUSION = "--xla_cpu_use_fusion_emitters=false"
-if (importlib.metadata.version("jaxlib").startswith("0.10.")
-        and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", "")):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_LEGACY_FUSION}".strip()
+if importlib.metadata.version("jaxlib").startswith("0.10."):
+    _default_xla_flag("--xla_cpu_use_fusion_emitters=false")
 
 # LLVM at optimization level 1 without its expensive passes, for the programs the tests and
 # their trainer subprocesses compile: the tests check what programs compute, not how fast
@@ -46,10 +51,8 @@ if (importlib.metadata.version("jaxlib").startswith("0.10.")
 # sanity callback, the metric contract, two configs trained end to end), alternating: 25% less
 # CPU time (171 against 229 CPU-seconds, medians of two pairs). Level 0 compiles faster still
 # but runs elementwise code several times slower (training fixtures 2-5x).
-_LIGHT_LLVM = "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
-for _flag in _LIGHT_LLVM.split():  # Each only where the caller did not choose it.
-    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
+_default_xla_flag("--xla_backend_optimization_level=1")
+_default_xla_flag("--xla_llvm_disable_expensive_passes=true")
 
 import filelock  # noqa: E402
 import flax.serialization  # noqa: E402
