@@ -92,9 +92,10 @@ def linen_variables_from_nnx(model: NnxCNN) -> dict:
 
 
 class ResidualBlock(nnx.Module):
-    def __init__(self, channels: int, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(channels, channels, kernel_size=(3, 3), rngs=rngs)
-        self.norm = nnx.BatchNorm(channels, rngs=rngs)
+    def __init__(self, channels: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.conv = nnx.Conv(channels, channels, kernel_size=(3, 3), rngs=rngs,
+                             param_dtype=dtype)
+        self.norm = nnx.BatchNorm(channels, rngs=rngs, param_dtype=dtype)
 
     def __call__(self, x):
         return nnx.relu(x + self.norm(self.conv(x)))
@@ -103,10 +104,11 @@ class ResidualBlock(nnx.Module):
 class NnxResNet(nnx.Module):
     """A stem conv, two residual blocks, global average pooling and a linear head."""
 
-    def __init__(self, *, rngs: nnx.Rngs):
-        self.stem = nnx.Conv(3, 8, kernel_size=(3, 3), strides=(2, 2), rngs=rngs)
-        self.blocks = nnx.List([ResidualBlock(8, rngs=rngs) for _ in range(2)])
-        self.head = nnx.Linear(8, 10, rngs=rngs)
+    def __init__(self, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.stem = nnx.Conv(3, 8, kernel_size=(3, 3), strides=(2, 2), rngs=rngs,
+                             param_dtype=dtype)
+        self.blocks = nnx.List([ResidualBlock(8, rngs=rngs, dtype=dtype) for _ in range(2)])
+        self.head = nnx.Linear(8, 10, rngs=rngs, param_dtype=dtype)
 
     def __call__(self, x):
         x = nnx.relu(self.stem(x))

@@ -65,9 +65,10 @@ def _colour(images):
 # Every method's maps on the first two models are compared, NNX against linen, in
 # tests/attribution/test_model_zoo.py; here their loops' states go through the callbacks with
 # methods of every family and rule. So do the tuple output's (the logits are picked once, in
-# the classifier every method calls) and the GELU mix's (the family decides how a method
-# treats a GELU). The residual net and the bfloat16 model take every method that applies:
-# each method's own arithmetic meets the residual adds and the bfloat16 weights.
+# the classifier every method calls), the GELU mix's (the family decides how a method treats
+# a GELU) and the bfloat16 CNN's. The residual net, its weights in bfloat16, takes every
+# method that applies: each method's own arithmetic meets the residual adds and the bfloat16
+# weights in one program (one compile of every method instead of two).
 EACH_FAMILY = ["gradient", "integrated_gradients", "smoothgrad", "xrai", "guided_backprop",
                "deeplift", "lrp", "grad_cam", "score_cam", "occlusion", "kernel_shap"]
 
@@ -77,13 +78,13 @@ EACH_FAMILY = ["gradient", "integrated_gradients", "smoothgrad", "xrai", "guided
 ZOO = {
     "nnx_mnist_example": lambda: (_nnx_cnn(), None, {}, False, EACH_FAMILY),
     "linen_batchnorm_train_flag": lambda: (*_linen_bn(), {}, False, EACH_FAMILY),
-    "nnx_resnet_standardized_colour": lambda: (build_nnx(NnxResNet, 2), None, {}, True,
-                                               None),
+    "nnx_resnet_bfloat16_standardized_colour": lambda: (
+        build_nnx(NnxResNet, 2, dtype=jnp.bfloat16), None, {}, True, None),
     "tuple_output": lambda: (TupleOutput(), linen_init(TupleOutput(), (28, 28, 1)),
                              {"logits": 0}, False, EACH_FAMILY),
     "gelu_relu_mix": lambda: (GeluReluNet(), linen_init(GeluReluNet(), (28, 28, 1)), {}, False,
                               [m for m in EACH_FAMILY if m not in ("deeplift", "lrp")]),
-    "bfloat16_params": lambda: (_nnx_cnn(jnp.bfloat16), None, {}, False, None),
+    "bfloat16_params": lambda: (_nnx_cnn(jnp.bfloat16), None, {}, False, EACH_FAMILY),
 }
 
 
