@@ -135,6 +135,8 @@ def apply_tiny(config: ml_collections.ConfigDict) -> None:
     config.attribution.probes_per_class = 1
     config.attribution.options.integrated_gradients.steps = 8
     config.attribution.options.smoothgrad.num_samples = 4
+    config.attribution.options.occlusion.window = 7  # 16 patches per digit instead of 169.
+    config.attribution.options.occlusion.stride = 7
     config.sanity.methods = "gradient"
     config.sanity.num_probes = 2
     config.sanity.metric_options.faithfulness_correlation.num_runs = 16
