@@ -23,6 +23,11 @@ def _maps(seed: int, n: int = 4, shape=(12, 10, 2)) -> np.ndarray:
 
 def test_average_ranks_match_scipy():
     x = _maps(0).reshape(4, -1)
+    # Ties among negative values, signed zeros and a constant row too: the ranks count the
+    # values at or below each one from the negated row.
+    ties = np.round(np.random.default_rng(5).standard_normal(x.shape[1]) * 2).astype(np.float32)
+    zeros = np.where(np.arange(x.shape[1]) % 2 == 0, -0.0, 0.0).astype(np.float32)
+    x = np.concatenate([x, -x, ties[None], zeros[None], np.full_like(x[:1], 3.0)])
     ours = np.asarray(similarity.average_ranks(jnp.asarray(x)))
     np.testing.assert_array_equal(ours, np.stack([stats.rankdata(r) for r in x]))
 
