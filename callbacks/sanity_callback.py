@@ -39,9 +39,10 @@ from callbacks.attribution_callback import GRADIENT_FAMILY, finite_or_blank
 from callbacks.background import BackgroundJobs
 from callbacks.base import checked_probes, expand_sets, method_options
 from callbacks.model import CallbackModel
-from callbacks.sanity_metrics import DEFAULT_METRICS, VERDICT_TAG, MetricFamilies
+from callbacks.sanity_metrics import DEFAULT_METRICS, MetricFamilies
 from callbacks.schedule import Schedule
 from callbacks.scheduled import ScheduledCallback
+from callbacks.tags import VERDICT_TAG
 from callbacks.titles import METHOD_TITLES
 
 DONE_TAG = "timing/sanity_ms"  # A firing's last tag written, and its time.

@@ -32,7 +32,6 @@ from attribution.metric import FAMILIES, always
 DEFAULT_METRICS = ("faithfulness_correlation", "max_sensitivity", "sparseness",
                    "relevance_mass_accuracy", "completeness")
 RANDOM = "random"  # The scores of uniform-noise maps, as the sanity checks call them.
-VERDICT_TAG = "sanity/verdict"
 
 
 def _no_explain(*args: Any) -> jax.Array:

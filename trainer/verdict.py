@@ -12,7 +12,7 @@ import os
 import sys
 
 from callbacks import event_files
-from callbacks.sanity_metrics import VERDICT_TAG
+from callbacks.tags import VERDICT_TAG
 
 
 def main(workdir: str, step: int | None = None, every: bool = False) -> str:
