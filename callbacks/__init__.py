@@ -8,7 +8,15 @@ The names below load their module on first use: a tool that only reads event fil
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # What type checkers and editors see; at run time, __getattr__ below.
+    from callbacks.attribution_callback import AttributionCallback
+    from callbacks.base import Callback, CallbackList
+    from callbacks.history import History, load_history
+    from callbacks.probes import load_or_select_probes, select_probes
+    from callbacks.sanity_callback import SanityCallback
+    from callbacks.tensorboard_writer import TensorBoardWriter
 
 _MODULES = {
     "AttributionCallback": "attribution_callback",
@@ -22,7 +30,17 @@ _MODULES = {
     "select_probes": "probes",
 }
 
-__all__ = sorted(_MODULES)
+__all__ = [
+    "AttributionCallback",
+    "Callback",
+    "CallbackList",
+    "History",
+    "SanityCallback",
+    "TensorBoardWriter",
+    "load_history",
+    "load_or_select_probes",
+    "select_probes",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +52,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return list(__all__)
+    return sorted(set(globals()) | set(__all__))

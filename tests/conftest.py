@@ -30,8 +30,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 # the suite). The maps are the same in any layout; test_chunked.py checks 2 and 3 lanes.
 os.environ.setdefault("ATTRIBUTION_CPU_LANES", "1")
 
-# No Python tracebacks in the compiled programs' source locations (JAX keeps 10 frames per
-# operation by default, for profiles and XLA dumps; errors still name the user's line): less
+# No Python tracebacks in the compiled programs' source locations (JAX keeps up to 100 frames
+# per operation by default, for profiles and XLA dumps; errors still name the user's line): less
 # to trace, lower and compile. Two zoo models through both callbacks, alternating, two pairs:
 # tracing 14% and XLA compiling 4% shorter, the tests 4% (README, Tests).
 os.environ.setdefault("JAX_TRACEBACK_IN_LOCATIONS_LIMIT", "0")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from attribution.sanity.hog import hog_features
 
@@ -29,19 +30,35 @@ def _flat(maps: jax.Array) -> jax.Array:
     return jnp.sum(maps.astype(jnp.float32), axis=-1).reshape(maps.shape[0], -1)
 
 
+def _order_keys(x: jax.Array) -> jax.Array:
+    """Integers in the order of `x`'s values, equal where they compare equal.
+
+    Floats become their bit patterns, sign-folded (-0.0 as 0.0; every NaN as one NaN, above
+    +inf, as `jnp.sort` places it); integers stay themselves. Bitwise not (`~`) then reverses
+    the order exactly, with no overflow, where negating a float would move the NaNs.
+    """
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    x = jnp.where(x == 0, jnp.zeros_like(x), jnp.where(jnp.isnan(x), jnp.nan, x))
+    int_type = {16: jnp.int16, 32: jnp.int32, 64: jnp.int64}[jnp.finfo(x.dtype).bits]
+    bits = lax.bitcast_convert_type(x, int_type)
+    return jnp.where(bits < 0, bits ^ jnp.iinfo(int_type).max, bits)
+
+
 def average_ranks(x: jax.Array) -> jax.Array:
     """Ranks `1 .. M` of each row of `x [N, M]`, ties sharing their average rank.
 
     Equal to `scipy.stats.rankdata(row, method="average")` per row: a value's ranks span
-    from (number of smaller values + 1) to (number of values <= it).
+    from (number of smaller values + 1) to (number of values <= it). NaNs rank above every
+    number, tied with each other.
     """
-
     # Both counts come from one binary search (a loop XLA compiles into the program once per
     # search: the sanity checks compile 12 fewer of them): the values <= v are those not
-    # below -v in the negated row, which is the sorted row reversed.
-    s = jnp.sort(x, axis=1)
+    # below ~v in the order-reversed row, which is the sorted row reversed.
+    keys = _order_keys(x)
+    s = jnp.sort(keys, axis=1)
     below = jax.vmap(lambda row, values: jnp.searchsorted(row, values, side="left"))(
-        jnp.concatenate([s, -s[:, ::-1]]), jnp.concatenate([x, -x]))
+        jnp.concatenate([s, ~s[:, ::-1]]), jnp.concatenate([keys, ~keys]))
     lo, above = jnp.split(below, 2)
     hi = x.shape[1] - above
     return (lo + hi + 1).astype(jnp.float32) / 2
@@ -53,6 +70,8 @@ def spearman(x: jax.Array, y: jax.Array) -> jax.Array:
     The Pearson correlation of the average ranks, as `scipy.stats.spearmanr`; 0 where a row
     is constant.
     """
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape [N, M]; got {x.shape} and {y.shape}.")
     # Average ranks always sum to M (M + 1) / 2, so centering is exact: a constant row
     # becomes exact zeros rather than rounding noise.
     center = (x.shape[1] + 1) / 2

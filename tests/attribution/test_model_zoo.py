@@ -242,8 +242,10 @@ def test_bfloat16_parameters(digits):
     as_float32 = nnx.clone(model)
     nnx.update(as_float32, jax.tree.map(lambda p: p.astype(jnp.float32)
                                         if p.dtype == jnp.bfloat16 else p, nnx.state(model)))
-    # Every method runs on this model in tests/callbacks/test_model_zoo_callbacks.py; here
-    # one of each family is compared with float32.
+    # Every method runs on bfloat16 weights (a residual net's) and this model goes through
+    # both callbacks with one method of each family in
+    # tests/callbacks/test_model_zoo_callbacks.py; here one of each family is compared with
+    # float32.
     for method in ("gradient", "integrated_gradients", "guided_backprop", "grad_cam"):
         ours = np.asarray(attribution.explain(method, model, None, images, labels,
                                               **FAST_OPTIONS.get(method, {})))

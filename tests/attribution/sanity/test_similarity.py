@@ -27,9 +27,17 @@ def test_average_ranks_match_scipy():
     # values at or below each one from the negated row.
     ties = np.round(np.random.default_rng(5).standard_normal(x.shape[1]) * 2).astype(np.float32)
     zeros = np.where(np.arange(x.shape[1]) % 2 == 0, -0.0, 0.0).astype(np.float32)
-    x = np.concatenate([x, -x, ties[None], zeros[None], np.full_like(x[:1], 3.0)])
+    infinite = np.where(np.arange(x.shape[1]) % 3 == 0, np.inf, -ties)
+    infinite[1::7] = -np.inf
+    x = np.concatenate([x, -x, ties[None], zeros[None], infinite[None],
+                        np.full_like(x[:1], 3.0)])
     ours = np.asarray(similarity.average_ranks(jnp.asarray(x)))
     np.testing.assert_array_equal(ours, np.stack([stats.rankdata(r) for r in x]))
+    # NaNs rank above every number, tied with each other (as jnp.sort places them).
+    with_nan = np.where(np.arange(x.shape[1]) % 5 == 0, np.nan, ties).astype(np.float32)
+    ours = np.asarray(similarity.average_ranks(jnp.asarray(with_nan[None])))[0]
+    np.testing.assert_array_equal(ours, stats.rankdata(np.where(np.isnan(with_nan), 1e9,
+                                                                with_nan)))
 
 
 @pytest.mark.parametrize("name, transform", [
