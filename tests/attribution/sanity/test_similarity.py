@@ -23,8 +23,8 @@ def _maps(seed: int, n: int = 4, shape=(12, 10, 2)) -> np.ndarray:
 
 def test_average_ranks_match_scipy():
     x = _maps(0).reshape(4, -1)
-    # Ties among negative values, signed zeros and a constant row too: the ranks count the
-    # values at or below each one from the negated row.
+    # Ties among negative values, signed zeros, infinities and a constant row too: the ranks
+    # count the values at or below each one from the order-reversed keys.
     ties = np.round(np.random.default_rng(5).standard_normal(x.shape[1]) * 2).astype(np.float32)
     zeros = np.where(np.arange(x.shape[1]) % 2 == 0, -0.0, 0.0).astype(np.float32)
     infinite = np.where(np.arange(x.shape[1]) % 3 == 0, np.inf, -ties)
