@@ -129,7 +129,7 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
         raise ValueError(f"preprocess must be a function of the images; got {preprocess!r}.")
     kind = kind_of(model, model_kwargs)
     variables = kind.default_variables() if variables is None else kind.variables_of(variables)
-    kind.check(variables, shape)
+    checked = kind.check(variables, shape)
     select = _logits_selector(logits)
 
     def apply_fn(variables: Any, images: jax.Array) -> jax.Array:
@@ -138,7 +138,7 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
         return select(kind.apply(variables, images))
 
     try:
-        raw = _output(kind.apply, variables, shape)
+        raw = checked if checked is not None else _output(kind.apply, variables, shape)
     except TypeError as e:
         if "argument" not in str(e):
             raise
@@ -147,13 +147,14 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
             f"model_kwargs {getattr(kind, 'model_kwargs', {})}: {e}; pass the arguments it "
             "needs in model_kwargs.") from None
     try:
-        out = _output(apply_fn, variables, shape)
+        # Without logits or preprocess, apply_fn is kind.apply: no second trace of the model.
+        out = raw if logits is None and preprocess is None else _output(apply_fn, variables,
+                                                                          shape)
     except (KeyError, IndexError, TypeError) as e:
         raise ValueError(f"logits={logits!r} does not pick the logits from the model's output, "
                          f"{_describe(raw)}: {e!r}.") from None
     if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:
         if logits is not None:
-            raw = _output(kind.apply, variables, shape)
             raise ValueError(f"logits={logits!r} does not pick the logits [N, K] from the "
                              f"model's output, {_describe(raw)}: for N=1 it gives "
                              f"{_describe(out)}.")
@@ -161,4 +162,7 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
             f"The model must map images [N, {', '.join(map(str, shape))}] to logits [N, K]; "
             f"for N=1 it returned {_describe(out)}. Pick the logits with the `logits` option: "
             "an index (tuple output), a key (dict output) or a function of the output.")
-    return Classifier(apply_fn=apply_fn, input_shape=shape, variables=variables, kind=kind)
+    classifier = Classifier(apply_fn=apply_fn, input_shape=shape, variables=variables, kind=kind)
+    # `num_classes` is known now: stored where the cached property keeps it (frozen dataclass).
+    classifier.__dict__["num_classes"] = out.shape[1]
+    return classifier

@@ -291,37 +291,36 @@ def _setup(config: ml_collections.ConfigDict, workdir: str) -> _Setup:
         # no writer, a bad value fails before anything is written. A method that does not
         # apply to the model (Grad-CAM on an MLP) fails at `build`.
         digit, label = splits.eval_images[:1], splits.eval_labels[:1]
-        shape = splits.eval_images.shape[1:]
-        applicable = _applicable_methods(config, model, state, shape)
+        classifier = _classifier(config, model, state, splits.eval_images.shape[1:])
+        applicable = functools.cache(lambda: attribution.applicable_methods(classifier()))
+        methods = {}
         if config.attribution.enabled:
-            callback = attribution_callback(config.attribution, model, digit, label, None, mesh,
-                                            applicable=applicable)
-            for name, options in attribution_methods(config.attribution, applicable).items():
-                attribution.build(name, model, callback.variables_of(state), shape,
-                                  **model_options(config.attribution), **options)
+            attribution_callback(config.attribution, model, digit, label, None, mesh,
+                                 applicable=applicable)
+            methods.update(attribution_methods(config.attribution, applicable))
         if config.sanity.enabled:
-            callback = sanity_callback(config, model, digit, label, None,
-                                       applicable=applicable)
-            for name, options in sanity_methods(config, applicable).items():
-                attribution.build(name, model, callback.variables_of(state), shape,
-                                  **model_options(config.attribution), **options)
+            sanity_callback(config, model, digit, label, None, applicable=applicable)
+            methods.update(sanity_methods(config, applicable))  # The same options by name.
+        for name, options in methods.items():
+            attribution.build(name, classifier(), None, classifier().input_shape, **options)
         probes = probe_files.read_probes(workdir, len(splits.eval_labels))
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e
     return _Setup(splits, model, state, mesh, steps_per_epoch, probes, applicable)
 
 
-def _applicable_methods(config: ml_collections.ConfigDict, model: Any, state: Any,
-                        shape: tuple[int, ...]) -> Callable[[], list[str]]:
-    """The registered methods that apply to the model, found (once) when a set asks."""
+def _classifier(config: ml_collections.ConfigDict, model: Any, state: Any,
+                shape: tuple[int, ...]) -> Callable[[], attribution.Classifier]:
+    """The model as both callbacks' methods see it, made (once) when first asked for: every
+    method checked at setup is built on it, instead of tracing the model again for each."""
 
     @functools.cache
-    def applicable() -> list[str]:
+    def classifier() -> attribution.Classifier:
         options = model_options(config.attribution)
         variables = CallbackModel(model, **options).variables_of(state)
-        return attribution.applicable_methods(model, variables, tuple(shape), **options)
+        return attribution.as_classifier(model, variables, tuple(shape), **options)
 
-    return applicable
+    return classifier
 
 
 def train_and_evaluate(

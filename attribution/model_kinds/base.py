@@ -40,9 +40,14 @@ class ModelKind(abc.ABC):
         """The variables to use when none are given (NNX: the module's own state)."""
         raise ValueError(f"variables are required for a {self.name} model.")
 
-    def check(self, variables: Any, input_shape: tuple[int, int, int]) -> None:
-        """Raises ValueError if the model cannot run in evaluation mode with `variables`."""
+    def check(self, variables: Any, input_shape: tuple[int, int, int]) -> Any:
+        """Raises ValueError if the model cannot run in evaluation mode with `variables`.
+
+        Returns the model's abstract output for one image when the check had to trace the
+        model to find out (the classifier reuses it instead of tracing again), else None.
+        """
         del variables, input_shape  # Nothing to check for a kind that only calls a function.
+        return None
 
     # Parameter randomization ---------------------------------------------------------------
 

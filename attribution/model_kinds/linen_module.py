@@ -68,11 +68,11 @@ class LinenKind(ModelKind):
                 "variables dict {'params': ..., ...}.")
         return {"params": params, **mapping_fields(state)}
 
-    def check(self, variables: Any, input_shape: tuple[int, int, int]) -> None:
+    def check(self, variables: Any, input_shape: tuple[int, int, int]) -> Any:
         images = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
         have = sorted(variables) if isinstance(variables, Mapping) else []
         try:
-            jax.eval_shape(lambda v, x: self.apply(v, x), variables, images)
+            return jax.eval_shape(lambda v, x: self.apply(v, x), variables, images)
         except flax.errors.ModifyScopeVariableError as e:
             raise ValueError(
                 f"The model writes collection {_collection(e)!r} in evaluation mode (called with "
