@@ -58,7 +58,8 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
     eval_x, eval_y = images[-500:], labels[-500:]
 
     model = SmallNet()
-    params = model.init(jax.random.key(0), train_x[:1])["params"]
+    # Jitted: one program, where an eager init compiles each parameter's draw on its own.
+    params = jax.jit(model.init)(jax.random.key(0), train_x[:1])["params"]
     tx = optax.adam(1e-2)
     opt_state = tx.init(params)
 
@@ -71,6 +72,10 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state, loss
+
+    @jax.jit
+    def evaluate(params, x, y):
+        return jnp.mean(model.apply({"params": params}, x).argmax(-1) == y)
 
     # The callbacks: the model, 2 probe digits per class, a writer, and the methods. The
     # sanity checks (parameter randomization, input invariance, faithfulness) run on 4 of
@@ -95,7 +100,7 @@ def main(logdir: str, epochs: int, train_size: int, methods: list[str],
                                                  train_y[batch])
             step += 1
             callback.on_train_batch_end(step, {"params": params}, None)
-        accuracy = float(jnp.mean(model.apply({"params": params}, eval_x).argmax(-1) == eval_y))
+        accuracy = float(evaluate(params, eval_x, eval_y))
         writer.write_scalars(step, {"accuracy/eval": accuracy})
         print(f"epoch {epoch}: loss {float(loss):.3f}, eval accuracy {accuracy:.3f}")
         callback.on_epoch_end(epoch, {"params": params}, {"eval_accuracy": accuracy})
