@@ -73,6 +73,12 @@ def _output(apply_fn: Callable, variables: Any, input_shape: tuple[int, ...]) ->
     return jax.eval_shape(apply_fn, variables, images)
 
 
+def _is_abstract(output: Any) -> bool:
+    """Whether a kind's `check` returned an abstract output to reuse (not None)."""
+    leaves = jax.tree.leaves(output)
+    return bool(leaves) and all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)
+
+
 def _describe(output: Any) -> str:
     if isinstance(output, Mapping):
         return "a dict with keys " + ", ".join(map(repr, output))
@@ -138,7 +144,7 @@ def as_classifier(model: Any, variables: Any, input_shape: tuple[int, int, int],
         return select(kind.apply(variables, images))
 
     try:
-        raw = checked if checked is not None else _output(kind.apply, variables, shape)
+        raw = checked if _is_abstract(checked) else _output(kind.apply, variables, shape)
     except TypeError as e:
         if "argument" not in str(e):
             raise

@@ -293,16 +293,22 @@ def _setup(config: ml_collections.ConfigDict, workdir: str) -> _Setup:
         digit, label = splits.eval_images[:1], splits.eval_labels[:1]
         classifier = _classifier(config, model, state, splits.eval_images.shape[1:])
         applicable = functools.cache(lambda: attribution.applicable_methods(classifier()))
-        methods = {}
+        built: dict[str, dict] = {}
+
+        def build_each(methods: dict[str, dict]) -> None:
+            for name, options in methods.items():
+                if built.get(name) != options:  # Both callbacks share most methods.
+                    attribution.build(name, classifier(), None, classifier().input_shape,
+                                      **options)
+                    built[name] = options
+
         if config.attribution.enabled:
             attribution_callback(config.attribution, model, digit, label, None, mesh,
                                  applicable=applicable)
-            methods.update(attribution_methods(config.attribution, applicable))
+            build_each(attribution_methods(config.attribution, applicable))
         if config.sanity.enabled:
             sanity_callback(config, model, digit, label, None, applicable=applicable)
-            methods.update(sanity_methods(config, applicable))  # The same options by name.
-        for name, options in methods.items():
-            attribution.build(name, classifier(), None, classifier().input_shape, **options)
+            build_each(sanity_methods(config, applicable))
         probes = probe_files.read_probes(workdir, len(splits.eval_labels))
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise SetupError(str(e)) from e

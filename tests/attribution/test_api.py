@@ -1,5 +1,6 @@
 """The public API: names, validation, targets, build_many, explain's cache, dependencies."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 import attribution
 from tests.attribution._models import linear_model, weight_images
+from tests.attribution._zoo import TupleOutput, linen_init
 
 SHAPE = (4, 3, 1)
 ENGINE_METHODS = ["gradient", "gradient_x_input", "integrated_gradients", "occlusion", "smoothgrad"]
@@ -148,3 +150,17 @@ def test_example_keys():
     np.testing.assert_array_equal(jax.random.key_data(raw), jax.random.key_data(keys))
     with pytest.raises(ValueError, match=r"one per example \(3\); got keys of shape \(2,\)"):
         attribution.example_keys(jax.random.split(key), 3)
+
+
+def test_num_classes_is_the_width_of_the_picked_logits():
+    """Known when the classifier is made (the model traced once), and the same as traced anew."""
+    model = TupleOutput()
+    variables = linen_init(model, (8, 8, 1))
+    for options, width in (({"logits": 0}, 10), ({"logits": 1}, 16),
+                           ({"logits": 0, "preprocess": lambda x: 2 * x - 1}, 10),
+                           ({"logits": lambda out: out[1][:, :3]}, 3)):
+        classifier = attribution.as_classifier(model, variables, (8, 8, 1), **options)
+        fresh = dataclasses.replace(classifier)  # No prefilled value: computed by tracing.
+        assert classifier.num_classes == fresh.num_classes == width, options
+        logits = classifier.logits(variables, jnp.zeros((2, 8, 8, 1)))
+        assert logits.shape == (2, width), options

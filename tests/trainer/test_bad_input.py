@@ -52,6 +52,10 @@ BAD_FIELDS = [
     ({"sanity__enabled": True, "sanity__num_probes": -2}, "num_probes must be an int >= 0"),
     ({"model": "mlp", "attribution__enabled": True, "attribution__methods": "grad_cam"},
      "grad_cam"),
+    # The sanity section's own method, checked after the attribution section's (gradient,
+    # shared by both, is built once).
+    ({"model": "mlp", "attribution__enabled": True, "attribution__methods": "gradient",
+      "sanity__enabled": True, "sanity__methods": "gradient,grad_cam"}, "grad_cam"),
     # The rest of the values the command line once checked one process each
     # (tests/trainer/test_cli.py keeps two, for the one-line message itself).
     ({"attribution__enabled": True, "attribution__targets": "best"}, "valid: label, predicted"),
