@@ -322,9 +322,8 @@ def _classifier(config: ml_collections.ConfigDict, model: Any, state: Any,
 
     @functools.cache
     def classifier() -> attribution.Classifier:
-        options = model_options(config.attribution)
-        variables = CallbackModel(model, **options).variables_of(state)
-        return attribution.as_classifier(model, variables, tuple(shape), **options)
+        seen_by_callbacks = CallbackModel(model, **model_options(config.attribution))
+        return seen_by_callbacks.classifier(seen_by_callbacks.variables_of(state), tuple(shape))
 
     return classifier
 

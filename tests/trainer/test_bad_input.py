@@ -52,8 +52,8 @@ BAD_FIELDS = [
     ({"sanity__enabled": True, "sanity__num_probes": -2}, "num_probes must be an int >= 0"),
     ({"model": "mlp", "attribution__enabled": True, "attribution__methods": "grad_cam"},
      "grad_cam"),
-    # The sanity section's own method, checked after the attribution section's (gradient,
-    # shared by both, is built once).
+    # The sanity section's own method, checked after the attribution section's (gradient is
+    # in both).
     ({"model": "mlp", "attribution__enabled": True, "attribution__methods": "gradient",
       "sanity__enabled": True, "sanity__methods": "gradient,grad_cam"}, "grad_cam"),
     # The rest of the values the command line once checked one process each
