@@ -28,7 +28,9 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
   images ran 1.6-2.5x slower per image than passes of 16 or 128 (XLA:CPU's fused kernel).
   Grad-CAM at the first conv layer, whose gradient crosses a convolution, was 1.4x slower in
   one lane.
-- The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`).
+- The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`), and
+  single-pass input gradients write the first layer's thin convolutions as shifted products
+  (`_thin_convs`).
 - All passes have the same shape (padded), so the model compiles for one batch size.
 Accelerators get one lane of up to 4,096 images.
 """
@@ -220,17 +222,21 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
     def run(variables: Any, images: jax.Array, targets: jax.Array, key: jax.Array) -> jax.Array:
         n = images.shape[0]
         passes, lanes, lane_size = _single_pass_layout(n, chunk_size, forward_only)
-        if passes == 1 and lanes == 1:
-            return attribute(variables, images, targets, key)
 
         def one_pass(index: jax.Array) -> jax.Array:
             return _lanes(lambda i: attribute(variables, images[i], targets[i], key), lanes,
                           index)
 
+        # Input gradients: thin convolutions as shifted products (`_thin_convs`), at the
+        # program's top level too.
+        thin = not forward_only
+        if passes == 1 and lanes == 1:
+            method = canonical_convs(attribute, thin=True) if thin else attribute
+            return method(variables, images, targets, key)
         index = jnp.minimum(jnp.arange(passes * lanes * lane_size), n - 1)
         if passes == 1:
-            return one_pass(index)[:n]
-        out = jax.lax.map(canonical_convs(one_pass), index.reshape(passes, -1))
+            return (canonical_convs(one_pass, thin=True) if thin else one_pass)(index)[:n]
+        out = jax.lax.map(canonical_convs(one_pass, thin=thin), index.reshape(passes, -1))
         return out.reshape((-1, *out.shape[2:]))[:n]
 
     return run

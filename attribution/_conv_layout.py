@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution._jaxpr_interpreter import evaluate, interpreted
+from attribution._thin_convs import thin_conv
 
 # Call primitives whose one sub-jaxpr (param "jaxpr") takes exactly the equation's inputs.
 _INLINE = ("jit", "pjit", "closed_call", "core_call")
@@ -67,14 +68,28 @@ def _rule(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any] | None:
     return None
 
 
-def canonical_convs(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _thin_rule(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any] | None:
+    """`_rule`, with one-feature convolutions as shifted products (`_thin_convs`)."""
+    if eqn.primitive.name == "conv_general_dilated":
+        out = thin_conv(eqn, *invals)
+        if out is not None:
+            return [out]
+    if eqn.primitive.name in _INLINE and isinstance(eqn.params.get("jaxpr"), jex.ClosedJaxpr):
+        sub = eqn.params["jaxpr"]
+        return evaluate(sub.jaxpr, sub.consts, invals, _thin_rule)
+    return _rule(eqn, invals)
+
+
+def canonical_convs(fn: Callable[..., Any], *, thin: bool = False) -> Callable[..., Any]:
     """Returns `fn` with every convolution bound in XLA:CPU's canonical layout.
 
     Args:
         fn: A pure function of arrays (pytrees allowed); it is re-traced for the shapes each
             call sees.
+        thin: On the CPU, also write convolutions with one input or one output feature as
+            shifted products (`_thin_convs`): for programs with input gradients.
 
     Returns:
         A function with `fn`'s signature and values; jittable and differentiable.
     """
-    return interpreted(fn, _rule)
+    return interpreted(fn, _thin_rule if thin and jax.default_backend() == "cpu" else _rule)

@@ -1,4 +1,4 @@
-"""Chunked evaluation sums, canonical conv layouts, and IG's path rules."""
+"""Chunked evaluation sums, canonical conv layouts, thin convolutions, and IG's path rules."""
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +14,7 @@ from attribution._chunked import (
     split_batch,
 )
 from attribution._conv_layout import canonical_convs
+from attribution._thin_convs import thin_conv
 from attribution.methods.integrated_gradients import path_points
 from tests.attribution._models import TinyReluNet, random_variables
 from tests.attribution._zoo import linen_init
@@ -74,8 +75,9 @@ def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkey
     # passes of 128, one loop body), so its two convolutions appear once; below, two lanes.
     assert convolutions("grad_cam", "Conv_1", 256) == convolutions("layer_cam", "Conv_1", 256) == 2
     assert convolutions("grad_cam", "Conv_1", 32) == 2 * 2
-    # At the first, the gradient crosses Conv_1 (one more convolution): two lanes of 16.
-    assert convolutions("grad_cam", "Conv_0", 256) == 2 * 3
+    # At the first, the gradient crosses Conv_1 (one more convolution): two lanes of 16. The
+    # first layer's (one input feature) is then shifted products (`_thin_convs`).
+    assert convolutions("grad_cam", "Conv_0", 256) == 2 * 2
 
 
 def _conv(x, w, specs):
@@ -119,6 +121,64 @@ def test_canonical_convs_keep_an_input_gradient_inside_scan():
     run = jax.jit(run, static_argnums=0)
     np.testing.assert_allclose(run(canonical_convs(grad)), run(grad),
                                rtol=1e-5, atol=1e-6)
+
+
+def _thin(specs, lhs_shape, rhs_shape, **conv):
+    """A conv with one input or output feature, its value through `thin_conv`, and the lax one."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal(lhs_shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal(rhs_shape), jnp.float32)
+    conv = {"window_strides": (1, 1), "padding": "SAME", **conv}
+
+    def f(x, w):
+        return jax.lax.conv_general_dilated(x, w, dimension_numbers=specs, **conv)
+
+    eqn = jax.make_jaxpr(f)(x, w).eqns[-1]
+    return thin_conv(eqn, x, w), f(x, w)
+
+
+@pytest.mark.parametrize("specs, lhs_shape, rhs_shape, padding", [
+    (("NHWC", "HWIO", "NHWC"), (2, 7, 6, 1), (3, 3, 1, 4), "SAME"),  # One input feature.
+    (("NHWC", "HWIO", "NHWC"), (2, 7, 6, 5), (3, 3, 5, 1), "SAME"),  # One output feature.
+    (("NCHW", "OIHW", "NCHW"), (2, 1, 7, 6), (4, 1, 2, 3), "VALID"),
+    (("NCHW", "OIHW", "NHWC"), (2, 5, 7, 6), (1, 5, 3, 2), [(2, 0), (1, 3)]),
+    (("NHWC", "HWOI", "NHWC"), (3, 8, 8, 6), (5, 5, 1, 6), [(-1, 2), (2, -1)]),  # Cropping.
+])
+def test_thin_convolutions_equal_the_convolution(specs, lhs_shape, rhs_shape, padding):
+    rewritten, expected = _thin(specs, lhs_shape, rhs_shape, padding=padding)
+    assert rewritten is not None
+    np.testing.assert_allclose(rewritten, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rhs_shape, conv", [
+    ((3, 3, 2, 4), {}),  # Two features in, four out.
+    ((3, 3, 1, 4), {"window_strides": (2, 1)}),
+    ((3, 3, 1, 4), {"rhs_dilation": (1, 2)}),
+    ((3, 3, 1, 4), {"lhs_dilation": (2, 2), "padding": [(1, 1), (1, 1)]}),
+])
+def test_other_convolutions_are_left_to_xla(rhs_shape, conv):
+    lhs_shape = (2, 7, 6, rhs_shape[2])
+    assert _thin(("NHWC", "HWIO", "NHWC"), lhs_shape, rhs_shape, **conv)[0] is None
+
+
+@cpu_lanes
+def test_an_input_gradient_runs_its_thin_convolutions_as_shifted_products():
+    """The CNN's input gradient crosses the first conv twice (forward, and back to one input
+    feature): both become shifted products, with the gradient's values."""
+    model = models.create_model("cnn")
+    variables = linen_init(model, (28, 28, 1))
+    x = jnp.asarray(np.random.default_rng(4).uniform(size=(3, 28, 28, 1)), jnp.float32)
+
+    def grad(x):
+        return jax.grad(lambda x: model.apply(variables, x)[:, 2].sum())(x)
+
+    rewritten = canonical_convs(grad, thin=True)
+    assert count_convolutions(grad, x) == 4  # Two forward, two input gradients.
+    assert count_convolutions(rewritten, x) == 2
+    assert count_convolutions(canonical_convs(grad), x) == 4
+    expected = jax.jit(grad)(x)
+    np.testing.assert_allclose(jax.jit(rewritten)(x), expected, rtol=1e-5,
+                               atol=1e-6 * float(jnp.abs(expected).max()))
 
 
 @pytest.mark.slow
