@@ -11,7 +11,7 @@ methods at 256 probes ran 8-23% faster (README, Performance). The same values up
 rounding (the sum runs in another order).
 
 Forward-only programs keep XLA's convolutions: XLA:CPU fuses a forward pass's convolutions into
-one multi-threaded kernel, and CAM / Grad-CAM ran 10-40% slower with the first one rewritten;
+one multi-threaded kernel, and CAM / Grad-CAM ran 8-40% slower with the first one rewritten;
 path and noise methods (lanes of 64 images inside a loop) also ran slower, and keep them too.
 """
 
