@@ -20,12 +20,11 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
 - A program whose only convolutions are the model's forward pass (a gradient that stops at
   the last conv layer: Grad-CAM, CAM) keeps both cores busy by itself, as a forward pass does:
   XLA:CPU fuses the forward convolutions into one multi-threaded kernel, while input-gradient
-  convolutions run one thread each. From 128 probes such methods run one lane, in equal passes
-  of at most 128 images: at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16,
-  Grad-CAM 18 against 22 ms. Below 128 they keep the lanes of 16: at 32 probes one lane in
-  two passes of 16 was within the noise of two lanes (3.9-4.3 ms against 4.2-4.6 ms for CAM,
-  faster in one benchmark run, slower in the next), and a single pass of exactly 32 or 64
-  images ran 1.6-2.5x slower per image than passes of 16 or 128 (XLA:CPU's fused kernel).
+  convolutions run one thread each. Such methods run one lane, in equal passes of at most 128
+  images: at 256 probes CAM took 23-25 ms against 32-35 ms in two lanes of 16, Grad-CAM 18
+  against 22 ms. A pass of exactly 32 or 64 images ran 3x slower per image than one of 31 or
+  33 (inside the fused kernel), so such a pass takes one padding image: CAM at 32 probes 4.9
+  ms in one pass of 33 against 5.9 ms in two lanes of 16, at 100 probes 10.6 against 16.7 ms.
   Grad-CAM at the first conv layer, whose gradient crosses a convolution, was 1.4x slower in
   one lane.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`), and
@@ -53,6 +52,9 @@ from attribution.method import AttributionFn
 CPU_LANE_SIZE = 64
 CPU_SINGLE_PASS_LANE_SIZE = 16
 CPU_FORWARD_LANE_SIZE = 128
+# Images per pass at which the fused forward kernel of XLA:CPU (YNNPACK) ran 3x slower per image
+# than one image more or less (CNN-GAP forward, jax 0.10.2, 2 cores; README, Performance).
+SLOW_FORWARD_PASS_SIZES = (32, 64)
 CPU_MAX_LANES = 8
 ACCELERATOR_CHUNK_SIZE = 4096
 # Lanes per pass on the CPU when set (else one per core, up to CPU_MAX_LANES): the maps are the
@@ -193,8 +195,10 @@ def count_convolutions(fn: Callable[..., Any], *args: Any) -> int:
 def _single_pass_layout(n: int, chunk_size: int | None, forward_only: bool
                         ) -> tuple[int, int, int]:
     on_cpu = jax.default_backend() == "cpu"
-    if forward_only and chunk_size is None and on_cpu and n >= CPU_FORWARD_LANE_SIZE:
-        return pass_layout(n, CPU_FORWARD_LANE_SIZE, max_lanes=1)
+    if forward_only and chunk_size is None and on_cpu:
+        passes, lanes, lane_size = pass_layout(n, CPU_FORWARD_LANE_SIZE, max_lanes=1)
+        # One padding image moves a pass off the sizes XLA:CPU's fused forward runs slowly.
+        return passes, lanes, lane_size + (lane_size in SLOW_FORWARD_PASS_SIZES)
     if forward_only and chunk_size is not None:
         return pass_layout(n, chunk_size, max_lanes=1)
     chunk = default_chunk_size(CPU_SINGLE_PASS_LANE_SIZE) if chunk_size is None else chunk_size
@@ -212,8 +216,8 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
         attribute: `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, ...]`.
         chunk_size: Examples per pass; None for the default.
         forward_only: The method's program holds no convolution beyond the model's forward
-            pass: from `CPU_FORWARD_LANE_SIZE` probes on (or with a `chunk_size`), it runs as
-            one lane, in equal passes of at most that many images (see the module's notes).
+            pass: it runs as one lane, in equal passes of at most `CPU_FORWARD_LANE_SIZE` (or
+            `chunk_size`) images (see the module's notes).
 
     Returns:
         A function with `attribute`'s signature and values.
@@ -230,7 +234,7 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
         # Input gradients: thin convolutions as shifted products (`_thin_convs`), at the
         # program's top level too.
         thin = not forward_only
-        if passes == 1 and lanes == 1:
+        if passes == 1 and lanes == 1 and lane_size == n:
             method = canonical_convs(attribute, thin=True) if thin else attribute
             return method(variables, images, targets, key)
         index = jnp.minimum(jnp.arange(passes * lanes * lane_size), n - 1)

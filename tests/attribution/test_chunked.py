@@ -8,6 +8,7 @@ import pytest
 import attribution
 from attribution._chunked import (
     LANES_VARIABLE,
+    _single_pass_layout,
     count_convolutions,
     evaluation_sum,
     pass_layout,
@@ -57,6 +58,28 @@ def test_split_batch_keeps_every_map(method, forward_only, monkeypatch):
 cpu_lanes = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU pass layout")
 
 
+@cpu_lanes
+@pytest.mark.parametrize("probes, layout", [(20, (1, 1, 20)), (32, (1, 1, 33)), (64, (1, 1, 65)),
+                                            (100, (1, 1, 100)), (256, (2, 1, 128))])
+def test_forward_passes_run_one_lane_off_the_slow_sizes(probes, layout, monkeypatch):
+    monkeypatch.setenv(LANES_VARIABLE, "2")
+    assert _single_pass_layout(probes, None, forward_only=True) == layout
+    assert _single_pass_layout(probes, None, forward_only=False)[1] == 2  # Input gradients.
+
+
+@cpu_lanes
+def test_a_padded_forward_pass_keeps_every_map():
+    """32 probes run as one pass of 33 (the last one repeated): the same maps."""
+    shape = (6, 5, 2)
+    model = TinyReluNet()
+    variables = random_variables(model, shape, seed=5)
+    images = jnp.asarray(np.random.default_rng(7).uniform(size=(32, *shape)), jnp.float32)
+    args = (variables, images, jnp.arange(32) % 4, jax.random.key(0))
+    fn = attribution.build("gradient_x_input", model, variables, shape)
+    np.testing.assert_allclose(jax.jit(split_batch(fn, forward_only=True))(*args),
+                               jax.jit(fn)(*args), rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.slow
 @cpu_lanes
 def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkeypatch):
@@ -71,10 +94,10 @@ def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkey
         return count_convolutions(attribution.build(method, model, variables, (28, 28, 1),
                                                     layer=layer), *args)
 
-    # At the last conv layer the program is the forward pass: from 128 probes one lane (two
-    # passes of 128, one loop body), so its two convolutions appear once; below, two lanes.
+    # At the last conv layer the program is the forward pass: one lane (at 256 probes two
+    # passes of 128, one loop body; at 32 one pass of 33), so its two convolutions appear once.
     assert convolutions("grad_cam", "Conv_1", 256) == convolutions("layer_cam", "Conv_1", 256) == 2
-    assert convolutions("grad_cam", "Conv_1", 32) == 2 * 2
+    assert convolutions("grad_cam", "Conv_1", 32) == 2
     # At the first, the gradient crosses Conv_1 (one more convolution): two lanes of 16. The
     # first layer's (one input feature) is then shifted products (`_thin_convs`).
     assert convolutions("grad_cam", "Conv_0", 256) == 2 * 2
