@@ -28,8 +28,8 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
   Grad-CAM at the first conv layer, whose gradient crosses a convolution, was 1.4x slower in
   one lane.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`), and
-  single-pass input gradients write the first layer's thin convolutions as shifted products
-  (`_thin_convs`).
+  single-pass input gradients write convolutions with one input or one output feature (a
+  grayscale model's first layer, forward and back) as shifted products (`_thin_convs`).
 - All passes have the same shape (padded), so the model compiles for one batch size.
 Accelerators get one lane of up to 4,096 images.
 """
@@ -216,8 +216,10 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
         attribute: `fn(variables, images [N, H, W, C], targets [N], key) -> maps [N, ...]`.
         chunk_size: Examples per pass; None for the default.
         forward_only: The method's program holds no convolution beyond the model's forward
-            pass: it runs as one lane, in equal passes of at most `CPU_FORWARD_LANE_SIZE` (or
-            `chunk_size`) images (see the module's notes).
+            pass: it runs as one lane, in equal passes of at most `chunk_size` images, or on
+            the CPU without a `chunk_size` of at most `CPU_FORWARD_LANE_SIZE`, where a pass of
+            32 or 64 images takes one padding image (see the module's notes). Otherwise, on
+            the CPU, its thin convolutions run as shifted products (`_thin_convs`).
 
     Returns:
         A function with `attribute`'s signature and values.
@@ -231,9 +233,9 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
             return _lanes(lambda i: attribute(variables, images[i], targets[i], key), lanes,
                           index)
 
-        # Input gradients: thin convolutions as shifted products (`_thin_convs`), at the
+        # CPU input gradients: thin convolutions as shifted products (`_thin_convs`), at the
         # program's top level too.
-        thin = not forward_only
+        thin = not forward_only and jax.default_backend() == "cpu"
         if passes == 1 and lanes == 1 and lane_size == n:
             method = canonical_convs(attribute, thin=True) if thin else attribute
             return method(variables, images, targets, key)

@@ -24,11 +24,18 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
+# Kernels with more taps are left to XLA (each tap is one slice and add in the program): a
+# weight gradient's "kernel", for one, is a whole activation map.
+MAX_TAPS = 49
+
 
 def _applies(eqn: jex.JaxprEqn, lhs: Any, rhs: Any) -> bool:
-    """A 2-D, float32, ungrouped convolution with unit strides and dilations."""
+    """A 2-D, float32, ungrouped convolution with unit strides and dilations, at most
+    `MAX_TAPS` taps."""
     params = eqn.params
+    rhs_spec = params["dimension_numbers"][1]
     return (np.ndim(lhs) == 4 and lhs.dtype == rhs.dtype == jnp.float32
+            and np.prod([rhs.shape[d] for d in rhs_spec[2:]]) <= MAX_TAPS
             and params["preferred_element_type"] in (None, jnp.float32)
             and params["feature_group_count"] == 1 and params["batch_group_count"] == 1
             and all(s == 1 for s in (*params["window_strides"], *params["lhs_dilation"],

@@ -146,12 +146,13 @@ def test_canonical_convs_keep_an_input_gradient_inside_scan():
                                rtol=1e-5, atol=1e-6)
 
 
-def _thin(specs, lhs_shape, rhs_shape, **conv):
+def _thin(specs, lhs_shape, rhs_shape, dtype=jnp.float32, **conv):
     """A conv with one input or output feature, its value through `thin_conv`, and the lax one."""
     rng = np.random.default_rng(3)
-    x = jnp.asarray(rng.standard_normal(lhs_shape), jnp.float32)
-    w = jnp.asarray(rng.standard_normal(rhs_shape), jnp.float32)
-    conv = {"window_strides": (1, 1), "padding": "SAME", **conv}
+    x = jnp.asarray(rng.standard_normal(lhs_shape), dtype)
+    w = jnp.asarray(rng.standard_normal(rhs_shape), dtype)
+    spatial = len(lhs_shape) - 2
+    conv = {"window_strides": (1,) * spatial, "padding": "SAME", **conv}
 
     def f(x, w):
         return jax.lax.conv_general_dilated(x, w, dimension_numbers=specs, **conv)
@@ -173,15 +174,22 @@ def test_thin_convolutions_equal_the_convolution(specs, lhs_shape, rhs_shape, pa
     np.testing.assert_allclose(rewritten, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("rhs_shape, conv", [
-    ((3, 3, 2, 4), {}),  # Two features in, four out.
-    ((3, 3, 1, 4), {"window_strides": (2, 1)}),
-    ((3, 3, 1, 4), {"rhs_dilation": (1, 2)}),
-    ((3, 3, 1, 4), {"lhs_dilation": (2, 2), "padding": [(1, 1), (1, 1)]}),
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.mark.parametrize("specs, lhs_shape, rhs_shape, options", [
+    (NHWC, (2, 7, 6, 2), (3, 3, 2, 4), {}),  # Two features in, four out.
+    (NHWC, (2, 7, 6, 1), (3, 3, 1, 4), {"window_strides": (2, 1)}),
+    (NHWC, (2, 7, 6, 1), (3, 3, 1, 4), {"rhs_dilation": (1, 2)}),
+    (NHWC, (2, 7, 6, 1), (3, 3, 1, 4), {"lhs_dilation": (2, 2), "padding": [(1, 1), (1, 1)]}),
+    (NHWC, (2, 7, 6, 2), (3, 3, 1, 2), {"feature_group_count": 2}),  # Depthwise, one per group.
+    (NHWC, (2, 7, 6, 1), (3, 3, 1, 2), {"batch_group_count": 2}),  # As in weight gradients.
+    (NHWC, (2, 9, 9, 1), (8, 7, 1, 4), {}),  # 56 taps: more than MAX_TAPS.
+    (NHWC, (2, 7, 6, 1), (3, 3, 1, 4), {"dtype": jnp.bfloat16}),
+    (("NWC", "WIO", "NWC"), (2, 7, 1), (3, 1, 4), {}),  # 1-D.
 ])
-def test_other_convolutions_are_left_to_xla(rhs_shape, conv):
-    lhs_shape = (2, 7, 6, rhs_shape[2])
-    assert _thin(("NHWC", "HWIO", "NHWC"), lhs_shape, rhs_shape, **conv)[0] is None
+def test_other_convolutions_are_left_to_xla(specs, lhs_shape, rhs_shape, options):
+    assert _thin(specs, lhs_shape, rhs_shape, **options)[0] is None
 
 
 @cpu_lanes
@@ -202,6 +210,27 @@ def test_an_input_gradient_runs_its_thin_convolutions_as_shifted_products():
     expected = jax.jit(grad)(x)
     np.testing.assert_allclose(jax.jit(rewritten)(x), expected, rtol=1e-5,
                                atol=1e-6 * float(jnp.abs(expected).max()))
+
+
+@cpu_lanes
+def test_gradient_maps_through_thin_convolutions_equal_the_plain_gradient(digits):
+    """40 digits through the CNN in passes of 16 (a loop, padded) or one pass: its first
+    layer as shifted products both ways, the gradient's values."""
+    model = models.create_model("cnn")
+    variables = linen_init(model, (28, 28, 1))
+    images, labels = jnp.asarray(digits[0][:40]), jnp.asarray(digits[1][:40])
+
+    def plain(x):
+        return jnp.take_along_axis(model.apply(variables, x), labels[:, None], 1).sum()
+
+    expected = jax.jit(jax.grad(plain))(images)
+    scale = float(jnp.abs(expected).max())
+    for chunk_size in (16, 40):
+        fn = split_batch(lambda v, x, t, k: jax.grad(
+            lambda x: jnp.take_along_axis(model.apply(v, x), t[:, None], 1).sum())(x),
+            chunk_size)
+        maps = jax.jit(fn)(variables, images, labels, jax.random.key(0))
+        np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6 * scale)
 
 
 @pytest.mark.slow
