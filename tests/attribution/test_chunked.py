@@ -192,6 +192,7 @@ def test_other_convolutions_are_left_to_xla(specs, lhs_shape, rhs_shape, options
     assert _thin(specs, lhs_shape, rhs_shape, **options)[0] is None
 
 
+@pytest.mark.slow
 @cpu_lanes
 def test_an_input_gradient_runs_its_thin_convolutions_as_shifted_products():
     """The CNN's input gradient crosses the first conv twice (forward, and back to one input
@@ -212,6 +213,7 @@ def test_an_input_gradient_runs_its_thin_convolutions_as_shifted_products():
                                atol=1e-6 * float(jnp.abs(expected).max()))
 
 
+@pytest.mark.slow
 @cpu_lanes
 def test_gradient_maps_through_thin_convolutions_equal_the_plain_gradient(digits):
     """40 digits through the CNN in passes of 16 (a loop, padded) or one pass: its first
