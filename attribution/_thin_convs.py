@@ -6,8 +6,8 @@ same kernels as wide convolutions, at 10-14 GFLOP/s per thread against about 90 
 second layer's (profiled on 2 cores, 16-digit lanes of the trainer's CNN): a fifth of the
 gradient pass's thread time went into them. As sums of shifted slices they are one fused
 elementwise loop (1 input feature) or one matmul plus one such loop (1 output feature):
-0.13 ms against 0.2-0.28 ms and 0.35 ms against 0.68 ms for 16 digits. Whole single-pass
-methods at 256 probes ran 8-23% faster (README, Performance). The same values up to float
+0.13 ms against 0.2-0.28 ms and 0.35 ms against 0.68 ms for 16 digits. Single-pass methods
+ran 4-20% faster at 32 and 256 probes (README, Performance). The same values up to float
 rounding (the sum runs in another order).
 
 Forward-only programs keep XLA's convolutions: XLA:CPU fuses a forward pass's convolutions into
