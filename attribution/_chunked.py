@@ -28,8 +28,9 @@ How a pass is cut is tuned for XLA:CPU, measured on 2 cores with a small CNN:
   Grad-CAM at the first conv layer, whose gradient crosses a convolution, was 1.4x slower in
   one lane.
 - The loop body's convolutions are put in the layout XLA:CPU runs fast (`_conv_layout`), and
-  single-pass input gradients write convolutions with one input or one output feature (a
-  grayscale model's first layer, forward and back) as shifted products (`_thin_convs`).
+  single-pass input gradients of 32 probes or more write convolutions with one input or one
+  output feature (a grayscale model's first layer, forward and back) as shifted products
+  (`_thin_convs`).
 - All passes have the same shape (padded), so the model compiles for one batch size.
 Accelerators get one lane of up to 4,096 images.
 """
@@ -55,6 +56,11 @@ CPU_FORWARD_LANE_SIZE = 128
 # Images per pass at which the fused forward kernel of XLA:CPU (YNNPACK) ran 3x slower per image
 # than one image more or less (CNN-GAP forward, jax 0.10.2, 2 cores; README, Performance).
 SLOW_FORWARD_PASS_SIZES = (32, 64)
+# Probes from which single-pass input gradients write thin convolutions as shifted products
+# (`_thin_convs`): 14-20% faster at 32 and 256 probes; at 8 and 20 within the noise (0-10%,
+# guided backprop slower), while the rewrite adds about 0.3 s of tracing and compiling to the
+# default run's program (20 probes), paid before its first picture.
+THIN_CONV_MIN_PROBES = 32
 CPU_MAX_LANES = 8
 ACCELERATOR_CHUNK_SIZE = 4096
 # Lanes per pass on the CPU when set (else one per core, up to CPU_MAX_LANES): the maps are the
@@ -219,7 +225,8 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
             pass: it runs as one lane, in equal passes of at most `chunk_size` images, or on
             the CPU without a `chunk_size` of at most `CPU_FORWARD_LANE_SIZE`, where a pass of
             32 or 64 images takes one padding image (see the module's notes). Otherwise, on
-            the CPU, its thin convolutions run as shifted products (`_thin_convs`).
+            the CPU and from `THIN_CONV_MIN_PROBES` probes, its thin convolutions run as
+            shifted products (`_thin_convs`).
 
     Returns:
         A function with `attribute`'s signature and values.
@@ -235,7 +242,8 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
 
         # CPU input gradients: thin convolutions as shifted products (`_thin_convs`), at the
         # program's top level too.
-        thin = not forward_only and jax.default_backend() == "cpu"
+        thin = (not forward_only and jax.default_backend() == "cpu"
+                and n >= THIN_CONV_MIN_PROBES)
         if passes == 1 and lanes == 1 and lane_size == n:
             method = canonical_convs(attribute, thin=True) if thin else attribute
             return method(variables, images, targets, key)

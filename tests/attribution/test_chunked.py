@@ -101,6 +101,13 @@ def test_layer_maps_whose_gradient_crosses_no_convolution_run_in_one_lane(monkey
     # At the first, the gradient crosses Conv_1 (one more convolution): two lanes of 16. The
     # first layer's (one input feature) is then shifted products (`_thin_convs`).
     assert convolutions("grad_cam", "Conv_0", 256) == 2 * 2
+    # An input gradient from 32 probes on: both of the first layer's convolutions (forward, and
+    # back to one feature) as shifted products; below, XLA's four.
+    gradient = [count_convolutions(attribution.build("gradient", model, variables, (28, 28, 1)),
+                                   variables, jax.ShapeDtypeStruct((n, 28, 28, 1), jnp.float32),
+                                   jax.ShapeDtypeStruct((n,), jnp.int32), jax.random.key(0))
+                for n in (16, 32)]
+    assert gradient == [2 * 4, 2 * 2]
 
 
 def _conv(x, w, specs):
