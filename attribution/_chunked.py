@@ -57,8 +57,8 @@ CPU_FORWARD_LANE_SIZE = 128
 # than one image more or less (CNN-GAP forward, jax 0.10.2, 2 cores; README, Performance).
 SLOW_FORWARD_PASS_SIZES = (32, 64)
 # Probes from which single-pass input gradients write thin convolutions as shifted products
-# (`_thin_convs`): 14-20% faster at 32 and 256 probes; at 8 and 20 within the noise (0-10%,
-# guided backprop slower), while the rewrite adds about 0.3 s of tracing and compiling to the
+# (`_thin_convs`): 4-20% faster at 32 and 256 probes; at 8 and 20 within the noise (0-10%,
+# guided backprop slower), while the rewrite added 0.3-0.5 s of tracing and compiling to the
 # default run's program (20 probes), paid before its first picture.
 THIN_CONV_MIN_PROBES = 32
 CPU_MAX_LANES = 8
@@ -241,15 +241,18 @@ def split_batch(attribute: AttributionFn, chunk_size: int | None = None, *,
                           index)
 
         # CPU input gradients: thin convolutions as shifted products (`_thin_convs`), at the
-        # program's top level too.
+        # program's top level too (where XLA canonicalizes the layouts itself).
         thin = (not forward_only and jax.default_backend() == "cpu"
                 and n >= THIN_CONV_MIN_PROBES)
+
+        def top_level(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+            return canonical_convs(fn, thin=True) if thin else fn
+
         if passes == 1 and lanes == 1 and lane_size == n:
-            method = canonical_convs(attribute, thin=True) if thin else attribute
-            return method(variables, images, targets, key)
+            return top_level(attribute)(variables, images, targets, key)
         index = jnp.minimum(jnp.arange(passes * lanes * lane_size), n - 1)
         if passes == 1:
-            return (canonical_convs(one_pass, thin=True) if thin else one_pass)(index)[:n]
+            return top_level(one_pass)(index)[:n]
         out = jax.lax.map(canonical_convs(one_pass, thin=thin), index.reshape(passes, -1))
         return out.reshape((-1, *out.shape[2:]))[:n]
 

@@ -17,6 +17,7 @@ the kernel transpose is a copy of a few kilobytes per conv.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -57,27 +58,17 @@ def _canonical_conv(eqn: jex.JaxprEqn, lhs: Any, rhs: Any) -> Any | None:
     return jnp.transpose(out, tuple(np.argsort((out_spec[0], *out_spec[2:], out_spec[1]))))
 
 
-def _rule(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any] | None:
+def _rule(eqn: jex.JaxprEqn, invals: list[Any], thin: bool = False) -> list[Any] | None:
     name = eqn.primitive.name
     if name == "conv_general_dilated":
-        out = _canonical_conv(eqn, *invals)
+        out = thin_conv(eqn, *invals) if thin else None
+        if out is None:
+            out = _canonical_conv(eqn, *invals)
         return None if out is None else [out]
     if name in _INLINE and isinstance(eqn.params.get("jaxpr"), jex.ClosedJaxpr):
         sub = eqn.params["jaxpr"]
-        return evaluate(sub.jaxpr, sub.consts, invals, _rule)
+        return evaluate(sub.jaxpr, sub.consts, invals, functools.partial(_rule, thin=thin))
     return None
-
-
-def _thin_rule(eqn: jex.JaxprEqn, invals: list[Any]) -> list[Any] | None:
-    """`_rule`, with one-feature convolutions as shifted products (`_thin_convs`)."""
-    if eqn.primitive.name == "conv_general_dilated":
-        out = thin_conv(eqn, *invals)
-        if out is not None:
-            return [out]
-    if eqn.primitive.name in _INLINE and isinstance(eqn.params.get("jaxpr"), jex.ClosedJaxpr):
-        sub = eqn.params["jaxpr"]
-        return evaluate(sub.jaxpr, sub.consts, invals, _thin_rule)
-    return _rule(eqn, invals)
 
 
 def canonical_convs(fn: Callable[..., Any], *, thin: bool = False) -> Callable[..., Any]:
@@ -86,10 +77,10 @@ def canonical_convs(fn: Callable[..., Any], *, thin: bool = False) -> Callable[.
     Args:
         fn: A pure function of arrays (pytrees allowed); it is re-traced for the shapes each
             call sees.
-        thin: On the CPU, also write convolutions with one input or one output feature as
-            shifted products (`_thin_convs`): for programs with input gradients.
+        thin: Also write convolutions with one input or one output feature as shifted
+            products (`_thin_convs`): for CPU programs with input gradients.
 
     Returns:
         A function with `fn`'s signature and values; jittable and differentiable.
     """
-    return interpreted(fn, _thin_rule if thin and jax.default_backend() == "cpu" else _rule)
+    return interpreted(fn, functools.partial(_rule, thin=thin))
