@@ -5,6 +5,7 @@ Digits come from MNIST_DIR when set (the official test split plus the
 Never from the network.
 """
 
+import gc
 import importlib.metadata
 import os
 import pathlib
@@ -135,6 +136,18 @@ def pytest_collection_modifyitems(config, items):
                     len(LONGEST_FIRST))
 
     items.sort(key=rank)  # Stable: the order within a module, and of the others, is kept.
+
+
+def pytest_collection_finish(session):
+    """Freezes what the imports and the collection made, and collects garbage less often.
+
+    As the trainer does (`trainer/__main__.py`): tests trace for minutes, and at the default
+    thresholds each full collection walks every object of JAX, Flax, TensorBoard and the test
+    modules. The sanity callback's and the method contract's tests in one process: 3.2-3.3 s of
+    their 100-104 CPU-seconds in the collector, 0.7-0.8 s after (peak memory the same).
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 50)
 
 
 def pytest_sessionfinish(session, exitstatus):

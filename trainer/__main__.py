@@ -1,5 +1,6 @@
 """Command line: python -m trainer --config configs/cnn.py --workdir runs/cnn [--config.x=y]."""
 
+import gc
 import logging as pylogging
 import os
 import sys
@@ -34,6 +35,7 @@ def main(argv):
     # a fraction of a second instead of after JAX and the attribution engine load (2 s).
     from trainer import parallel, train
 
+    _settle_garbage_collector()
     try:
         # Before anything touches a device: under jax.distributed, jax.devices() spans processes.
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
@@ -48,6 +50,18 @@ def main(argv):
         logging.info("%s", e if isinstance(e, train.TrainingInterrupted) else
                      "Interrupted before training started: rerun the same command to go on.")
         _exit_now(130)  # The shell's code for a SIGINT.
+
+
+def _settle_garbage_collector() -> None:
+    """Makes Python's cyclic garbage collector cheap for a run that traces for seconds.
+
+    Tracing and lowering allocate millions of short-lived objects; at the default thresholds
+    each full collection also walks every object the imports made (JAX, Flax, TensorFlow's
+    protos), which live until the end anyway: a tiny run spent 1.6-1.8 of its 25-28
+    CPU-seconds collecting. Frozen, those objects are skipped; rarer collections do the rest.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 50)
 
 
 def _exit_now(code: int) -> None:
