@@ -56,8 +56,8 @@ def _settle_garbage_collector() -> None:
     """Makes Python's cyclic garbage collector cheap for a run that traces for seconds.
 
     Tracing and lowering allocate millions of short-lived objects; at the default thresholds
-    each full collection also walks every object the imports made (JAX, Flax, TensorFlow's
-    protos), which live until the end anyway: a tiny run spent 1.6-1.8 of its 25-28
+    each full collection also walks every object the imports made (JAX, Flax, Orbax,
+    TensorBoard's protos), which live until the end anyway: a tiny run spent 1.6-1.8 of its 25-28
     CPU-seconds collecting. Frozen, those objects are skipped; rarer collections do the rest.
     """
     gc.freeze()
