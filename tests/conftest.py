@@ -5,7 +5,6 @@ Digits come from MNIST_DIR when set (the official test split plus the
 Never from the network.
 """
 
-import gc
 import importlib.metadata
 import os
 import pathlib
@@ -69,7 +68,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from callbacks import event_files  # noqa: E402
-from trainer import data, models, steps  # noqa: E402
+from trainer import data, garbage_collection, models, steps  # noqa: E402
 
 # Tests read event files back with TensorBoard's own EventAccumulator: at the speed of the
 # project's readers (native checksums, see callbacks.event_files).
@@ -141,13 +140,11 @@ def pytest_collection_modifyitems(config, items):
 def pytest_collection_finish(session):
     """Freezes what the imports and the collection made, and collects garbage less often.
 
-    As the trainer does (`trainer/__main__.py`): tests trace for minutes, and at the default
-    thresholds each full collection walks every object of JAX, Flax, TensorBoard and the test
-    modules. The sanity callback's and the method contract's tests in one process: 3.2-3.3 s of
-    their 100-104 CPU-seconds in the collector, 0.7-0.8 s after (peak memory the same).
+    As the trainer does (`trainer/garbage_collection.py`): the sanity callback's and the method
+    contract's tests in one process spent 3.2-3.3 s of their 100-104 CPU-seconds in the
+    collector, 0.7-0.8 s after (peak memory the same).
     """
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 50)
+    garbage_collection.settle()
 
 
 def pytest_sessionfinish(session, exitstatus):

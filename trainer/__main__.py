@@ -1,6 +1,5 @@
 """Command line: python -m trainer --config configs/cnn.py --workdir runs/cnn [--config.x=y]."""
 
-import gc
 import logging as pylogging
 import os
 import sys
@@ -33,9 +32,9 @@ def main(argv):
     logging.debug("Config:\n%s", FLAGS.config)
     # Imported once the flags and the config are read: a misspelled override is reported in
     # a fraction of a second instead of after JAX and the attribution engine load (2 s).
-    from trainer import parallel, train
+    from trainer import garbage_collection, parallel, train
 
-    _settle_garbage_collector()
+    garbage_collection.settle()
     try:
         # Before anything touches a device: under jax.distributed, jax.devices() spans processes.
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
@@ -50,18 +49,6 @@ def main(argv):
         logging.info("%s", e if isinstance(e, train.TrainingInterrupted) else
                      "Interrupted before training started: rerun the same command to go on.")
         _exit_now(130)  # The shell's code for a SIGINT.
-
-
-def _settle_garbage_collector() -> None:
-    """Makes Python's cyclic garbage collector cheap for a run that traces for seconds.
-
-    Tracing and lowering allocate millions of short-lived objects; at the default thresholds
-    each full collection also walks every object the imports made (JAX, Flax, Orbax,
-    TensorBoard's protos), which live until the end anyway: a tiny run spent 1.6-1.8 of its 25-28
-    CPU-seconds collecting. Frozen, those objects are skipped; rarer collections do the rest.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 50)
 
 
 def _exit_now(code: int) -> None:
