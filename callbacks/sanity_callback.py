@@ -42,6 +42,7 @@ from callbacks.model import CallbackModel
 from callbacks.sanity_metrics import DEFAULT_METRICS, MetricFamilies
 from callbacks.schedule import Schedule
 from callbacks.scheduled import ScheduledCallback
+from callbacks.similarity_plot import cumulative_labels, similarity_plot
 from callbacks.tags import VERDICT_TAG
 from callbacks.titles import METHOD_TITLES
 
@@ -372,7 +373,7 @@ class SanityCallback(ScheduledCallback):
                 heat, _ = render.heatmaps(maps, "sum" if self._signed[m] else "abs_sum")
                 rows.append(np.concatenate([digits[p:p + 1], heat]))
                 row_labels.append(f"{METHOD_TITLES.get(m, m[:10])}\ndigit {self.labels[p]}")
-        col_labels = ["input", "trained", *_cumulative(self._stage_names["cascading"])]
+        col_labels = ["input", "trained", *cumulative_labels(self._stage_names["cascading"])]
         bars = []
         for kind, signed in (("signed", True), ("magnitude", False)):
             titles = [METHOD_TITLES.get(m, m) for m in self.methods if self._signed[m] == signed]
@@ -392,48 +393,3 @@ def snapshot(variables: Any) -> Any:
 
 # One program for the whole tree: eager copies compile one program per parameter shape.
 _copy_all = jax.jit(lambda leaves: [jnp.copy(leaf) for leaf in leaves])
-
-
-def _cumulative(stage_names: Sequence[str]) -> list[str]:
-    """Cascading stage labels: the top layer, then "+layer" for each one added."""
-    return [f"+{name}" if i else name for i, name in enumerate(stage_names)]
-
-
-def similarity_plot(scores: Mapping[str, Mapping[str, np.ndarray]], stage_names: Sequence[str],
-                    title: str = "") -> np.ndarray:
-    """Similarity to the trained model's maps against the layers randomized, as an image.
-
-    The layout of Adebayo et al.'s Figure 2: one panel per similarity, the x axis the cascading
-    stages (the top layer first), one line per method.
-
-    Args:
-      scores: method -> similarity name -> values `[S]`, one per stage.
-      stage_names: `S` labels: the layer re-initialized last at each stage.
-      title: figure title.
-
-    Returns:
-      uint8 RGB `[height, width, 3]`.
-    """
-    # Lazy, and the Agg canvas only: no pyplot, no GUI backend, safe off the main thread.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    similarities = list(next(iter(scores.values())))
-    fig = Figure(figsize=(3.2 * len(similarities) + 1.6, 3.4), dpi=100, layout="constrained")
-    canvas = FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(similarities), sharey=True, squeeze=False)[0]
-    x = np.arange(1, len(stage_names) + 1)
-    for ax, s in zip(axes, similarities, strict=True):
-        for m, by_similarity in scores.items():
-            ax.plot(x, by_similarity[s], marker="o", markersize=3, label=METHOD_TITLES.get(m, m))
-        ax.axhline(0.0, color="grey", linewidth=0.5)
-        ax.set_title(s)
-        ax.set_xticks(x, _cumulative(stage_names), rotation=45, ha="right", fontsize=7)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_xlabel("re-initialized down to")
-    axes[0].set_ylabel("similarity to trained maps")
-    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    if title:
-        fig.suptitle(title, fontsize=9)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

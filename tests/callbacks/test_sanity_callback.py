@@ -11,7 +11,9 @@ from tensorboard.backend.event_processing import event_accumulator
 import attribution
 from attribution import sanity
 from callbacks import TensorBoardWriter, event_files, select_probes
-from callbacks.sanity_callback import SanityCallback, probe_subset, similarity_plot
+from callbacks import similarity_plot as similarity_plot_module
+from callbacks.sanity_callback import SanityCallback, probe_subset
+from callbacks.similarity_plot import similarity_plot
 from tests.callbacks.test_attribution_callback import _COUNTER, read_events
 
 METHODS = {"gradient": {}, "guided_backprop": {}, "integrated_gradients": {"steps": 8}}
@@ -216,6 +218,18 @@ def test_similarity_plot_is_an_rgb_image_without_pyplot():
     assert changed.shape == image.shape and np.any(changed != image)
     if not had_pyplot:
         assert "matplotlib.pyplot" not in sys.modules
+
+
+def test_a_redrawn_similarity_plot_has_the_layout_of_a_fresh_one():
+    """Later firings reuse the first one's constrained layout: the same pixels as a new one."""
+    stages = ["Dense_2", "Dense_1", "Conv_1", "Conv_0"]
+    scores = {m: {s: np.random.default_rng(i).uniform(-1, 1, 4) for s in ("ssim", "hog")}
+              for i, m in enumerate(("gradient", "integrated_gradients", "guided_backprop"))}
+    similarity_plot_module._LAYOUTS.clear()
+    similarity_plot(scores, stages, title="step 2")
+    redrawn = similarity_plot(scores, stages, title="step 40")
+    similarity_plot_module._LAYOUTS.clear()
+    np.testing.assert_array_equal(redrawn, similarity_plot(scores, stages, title="step 40"))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -60,6 +60,18 @@ def test_images_read_back_as_png_of_the_right_size(tmp_path):
     np.testing.assert_array_equal(decoded[0, 0], [255, 128, 0])
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_images_decode_to_their_exact_pixels(channels, tmp_path):
+    """Grey, RGB and RGBA, noise (no two rows alike) below flat rows (a grid's margins)."""
+    image = np.random.default_rng(channels).integers(0, 256, (37, 53, channels), np.uint8)
+    image[:9] = 255
+    with TensorBoardWriter(tmp_path) as writer:
+        writer.write_images(3, {"x": image})
+    event = _load(tmp_path).Images("x")[0]
+    assert (event.height, event.width) == (37, 53)
+    np.testing.assert_array_equal(_decode_png(event).reshape(image.shape), image)
+
+
 def test_bad_images_are_rejected(tmp_path):
     with TensorBoardWriter(tmp_path) as writer:
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
