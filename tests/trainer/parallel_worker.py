@@ -15,6 +15,7 @@ import numpy as np
 from flax import serialization
 
 import attribution
+from attribution._chunked import LANES_VARIABLE
 from callbacks.attribution_callback import AttributionCallback
 from callbacks.base import Callback
 from callbacks.metric_writer import MultiWriter
@@ -76,10 +77,14 @@ def sharded_attribution(variables_file: str) -> dict:
     # All windows in one pass: XLA's cost analysis counts a loop body once, so flops compare
     # only between loop-free programs.
     methods["occlusion"]["chunk_size"] = 4096
+    methods["smoothgrad"]["num_samples"] = 2  # 16 noisy images: one pass of its base method
     maps, flops = {}, {}
-    # Every method in one program (the default), and one program per method, whose cost
-    # analysis shows each method's own share.
+    # Every method in one program (the default), in two lanes per pass (the 2-core machine's
+    # layout), and one program per method, whose cost analysis shows each method's own share:
+    # in one lane, half the model copies to compile (the maps are the same in any layout, and
+    # compared below).
     for per_method in (False, True):
+        os.environ[LANES_VARIABLE] = "1" if per_method else "2"  # Read when a method is traced.
         for mesh in (None, parallel.make_mesh()):
             callback = AttributionCallback(model, images, labels, MultiWriter([]),
                                            methods=methods, targets="predicted", mesh=mesh,

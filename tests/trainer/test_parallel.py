@@ -27,9 +27,8 @@ DEVICES = 4
 
 
 def _env(devices: int) -> dict[str, str]:
-    # Two lanes per pass, as on the 2-core machine: with one, SmoothGrad's base splits its
-    # noisy images into passes, a loop, whose flops XLA's cost analysis counts only once.
-    # The suite's XLA flags (tests/conftest.py) stay.
+    # Two lanes per pass, as on the 2-core machine (the attribution worker sets its own). The
+    # suite's XLA flags (tests/conftest.py) stay.
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
     env = dict(os.environ, JAX_PLATFORMS="cpu", ATTRIBUTION_CPU_LANES="2",
                XLA_FLAGS=flags.strip())
