@@ -227,6 +227,7 @@ def test_a_redrawn_similarity_plot_has_the_layout_of_a_fresh_one():
               for i, m in enumerate(("gradient", "integrated_gradients", "guided_backprop"))}
     similarity_plot_module._LAYOUTS.clear()
     similarity_plot(scores, stages, title="step 2")
+    assert len(similarity_plot_module._LAYOUTS) == 1  # The layout kept for the next firing.
     redrawn = similarity_plot(scores, stages, title="step 40")
     similarity_plot_module._LAYOUTS.clear()
     np.testing.assert_array_equal(redrawn, similarity_plot(scores, stages, title="step 40"))
