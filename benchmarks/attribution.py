@@ -33,6 +33,10 @@ Run from the repository root:
     python benchmarks/attribution.py --methods gradient,integrated_gradients --probes 64 \
         --repeats 10
     python benchmarks/attribution.py --probes 32 --peak-probes 2048
+    python benchmarks/attribution.py --one-process      # every row in one child (GPU runs:
+                                                        # a fresh process per row costs more
+                                                        # than the rows; RSS then grows row
+                                                        # on row, the dev peak is the process's)
 
 Prints the machine, the method defaults and a markdown table to stdout.
 """
@@ -235,10 +239,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="smoke run: N = 8, 2 repeats, 1,024 training digits")
     parser.add_argument("--peak-probes", type=int, default=1024,
                         help="probes for the all-methods peak-memory run; 0 skips it")
+    parser.add_argument("--one-process", action="store_true",
+                        help="time every method and N in one child process, one after another")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
+        if spec.get("batch"):
+            for row in spec["batch"]:  # One line per row, so that a failure loses only it.
+                try:
+                    print(json.dumps(run_child(row)), flush=True)
+                except Exception as e:  # noqa: BLE001 - reported in the row, the run goes on
+                    print(json.dumps({"error": f"{type(e).__name__}: {e}"[:80]}), flush=True)
+            return
         print(json.dumps(run_all_child(spec) if spec.get("all") else run_child(spec)))
         return
 
@@ -291,27 +304,39 @@ def main(argv: list[str] | None = None) -> None:
         count = max(*sizes, peak_n)
         np.savez(probes_path, images=np.resize(splits.eval_images, (count, 28, 28, 1)),
                  labels=np.resize(splits.eval_labels, count))
-        for name in methods:
-            model_name = "cnn_gap" if name in GAP_ONLY else "cnn"
-            for n in sizes:
-                spec = {"method": name, "model": model_name, "n": n, "repeats": repeats,
-                        "params": params_path, "probes": probes_path}
-                done = subprocess.run(
-                    [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
-                    capture_output=True, text=True, check=False)
-                if done.returncode:
-                    error = (done.stderr.strip().splitlines() or ["?"])[-1][:80]
-                    print(f"| {name} | {model_name} | {n} | failed: {error} |", flush=True)
-                    continue
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                row = [name, model_name, str(n), _fmt(r["compile_s"], 2), _fmt(r["first_ms"]),
-                       _fmt(r["run_ms"]), _fmt(r["run_ms"] / n, 3),
-                       _fmt(r["rss_compile_mib"]), _fmt(r["rss_run_mib"]),
-                       _fmt(r["xla_temp_mib"]), _fmt(r["xla_io_mib"], 2),
-                       _fmt(r["dev_peak_mib"])]
-                print("| " + " | ".join(row) + " |", flush=True)
+        rows = [{"method": name, "model": "cnn_gap" if name in GAP_ONLY else "cnn", "n": n,
+                 "repeats": repeats, "params": params_path, "probes": probes_path}
+                for name in methods for n in sizes]
+        for spec, result in zip(rows, _run_rows(rows, args.one_process), strict=True):
+            if "error" in result:
+                print(f"| {spec['method']} | {spec['model']} | {spec['n']} | failed: "
+                      f"{result['error']} |", flush=True)
+                continue
+            r, n = result, spec["n"]
+            row = [spec["method"], spec["model"], str(n), _fmt(r["compile_s"], 2),
+                   _fmt(r["first_ms"]), _fmt(r["run_ms"]), _fmt(r["run_ms"] / n, 3),
+                   _fmt(r["rss_compile_mib"]), _fmt(r["rss_run_mib"]),
+                   _fmt(r["xla_temp_mib"]), _fmt(r["xla_io_mib"], 2),
+                   _fmt(r["dev_peak_mib"])]
+            print("| " + " | ".join(row) + " |", flush=True)
         if peak_n:
             _print_peak(methods, peak_n, params_path, probes_path, len(splits.eval_labels))
+
+
+def _run_rows(rows: list[dict], one_process: bool):
+    """Yields each row's measurements (or {"error": ...}) as its child reports it."""
+    batches = [{"batch": rows}] if one_process else [{"batch": [row]} for row in rows]
+    for spec in batches:
+        with subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+            reported = 0
+            for line in child.stdout:
+                if line.startswith("{"):
+                    reported += 1
+                    yield json.loads(line)
+            error = (child.stderr.read().strip().splitlines() or ["?"])[-1][:80]
+        yield from ({"error": error} for _ in range(len(spec["batch"]) - reported))
 
 
 def _print_peak(methods: list[str], n: int, params_path: str, probes_path: str,

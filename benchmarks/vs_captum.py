@@ -25,6 +25,11 @@ Run from the repository root:
     python benchmarks/vs_captum.py                         # N = 32 and 256, all methods
     python benchmarks/vs_captum.py --quick                 # N = 8, one round
     python benchmarks/vs_captum.py --methods gradient,integrated_gradients --rounds 5
+    python benchmarks/vs_captum.py --device gpu            # JAX's GPU against Captum on CUDA
+
+On a GPU (`--device gpu`) both sides run at full float32 (JAX's matmul precision "highest",
+torch's TF32 off for matmuls and cuDNN), each timed call ends when the device is done
+(`block_until_ready`, `torch.cuda.synchronize`), and the table names the device.
 """
 
 from __future__ import annotations
@@ -98,13 +103,18 @@ def jax_child(spec: dict) -> dict:
     import jax
     import jax.numpy as jnp
 
+    if spec["device"] == "gpu":
+        # Torch's float32 is full float32 once TF32 is off; JAX's GPU default is not.
+        jax.config.update("jax_default_matmul_precision", "highest")
+
     import attribution
     from trainer import models
 
     weights = np.load(spec["weights"], allow_pickle=True)
     probes = np.load(spec["probes"])
     out = {"threads": len(cores), "version": f"jax {jax.__version__}", "times": {},
-           "matmul_gflops": _matmul_gflops(), "gradient_gflop": {}}
+           "matmul_gflops": _matmul_gflops(), "gradient_gflop": {},
+           "device": f"{jax.default_backend()} {jax.devices()[0].device_kind}"}
     maps = {}
     for n in spec["probes_n"]:
         images = jnp.asarray(probes["images"][:n])
@@ -264,26 +274,35 @@ def torch_child(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     torch.set_num_interop_threads(1)
+    on_gpu = spec["device"] == "gpu"
+    device = torch.device("cuda" if on_gpu else "cpu")
+    if on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     weights = {k: v.item() for k, v in np.load(spec["weights"], allow_pickle=True).items()}
     probes = np.load(spec["probes"])
-    cnn, gap = torch_models(weights)
+    cnn, gap = (model.to(device) for model in torch_models(weights))
     version, methods = captum_methods(cnn, gap)
     out = {"threads": torch.get_num_threads(), "cores": len(cores),
-           "version": f"torch {torch.__version__}, captum {version}", "times": {}}
+           "version": f"torch {torch.__version__}, captum {version}", "times": {},
+           "device": torch.cuda.get_device_name() if on_gpu else "cpu"}
     maps = {}
     for n in spec["probes_n"]:
         images = torch.from_numpy(np.ascontiguousarray(
-            np.transpose(probes["images"][:n], (0, 3, 1, 2))))
+            np.transpose(probes["images"][:n], (0, 3, 1, 2)))).to(device)
         for name in spec["methods"]:
             model_name = "cnn_gap" if name in GAP_ONLY else "cnn"
-            targets = torch.from_numpy(probes[f"targets_{model_name}"][:n].astype(np.int64))
+            targets = torch.from_numpy(
+                probes[f"targets_{model_name}"][:n].astype(np.int64)).to(device)
             result = {}
 
             def call(name=name, images=images, targets=targets, result=result):
                 result["maps"] = methods[name](images, targets).detach()
+                if on_gpu:
+                    torch.cuda.synchronize()
 
             out["times"][f"{name}/{n}"] = _time_calls(call, spec["repeats"])
-            nchw = result["maps"].numpy()
+            nchw = result["maps"].cpu().numpy()
             maps[f"{name}/{n}"] = np.transpose(nchw, (0, 2, 3, 1))
     if spec.get("maps"):
         np.savez(spec["maps"], **{k.replace("/", "@"): v for k, v in maps.items()})
@@ -344,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per child")
     parser.add_argument("--threads", type=int, default=2, help="cores per side (pinned)")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="where both sides run (gpu: JAX's GPU backend and CUDA)")
     parser.add_argument("--quick", action="store_true", help="N = 8, one round, 2 repeats")
     args = parser.parse_args(argv)
     if args.child:
@@ -356,13 +377,19 @@ def main(argv: list[str] | None = None) -> None:
         args.probes, args.rounds, args.repeats = "8", 1, 2
     probes_n = [int(n) for n in args.probes.split(",")]
     methods = args.methods.split(",")
+    if args.device == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")  # Children inherit it.
+    else:
+        # The parent keeps its training state while each child takes the GPU in turn.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     unknown = sorted(set(methods) - set(OPTIONS))
     if unknown:
         sys.exit(f"Unknown methods {unknown}; valid: {', '.join(OPTIONS)}.")
 
     with tempfile.TemporaryDirectory() as folder:
         spec = {**prepare(folder, args.epochs, max(probes_n)), "probes_n": probes_n,
-                "methods": methods, "repeats": args.repeats, "threads": args.threads}
+                "methods": methods, "repeats": args.repeats, "threads": args.threads,
+                "device": args.device}
         runs: dict[str, list[dict]] = {"jax": [], "torch": []}
         for r in range(args.rounds):
             for side in ("jax", "torch"):
@@ -372,6 +399,9 @@ def main(argv: list[str] | None = None) -> None:
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"- CPU: {_cpu_name()}; {os.cpu_count()} cores; load average {load}")
+    if args.device == "gpu":
+        print(f"- GPU: ours on {runs['jax'][0]['device']}, Captum on "
+              f"{runs['torch'][0]['device']}; both at full float32 (no TF32)")
     print(f"- ours: {runs['jax'][0]['version']}, {runs['jax'][0]['threads']} pinned cores "
           f"(XLA:CPU's thread pool)")
     print(f"- peer: {runs['torch'][0]['version']}, torch threads "

@@ -21,6 +21,36 @@ from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 from attribution.methods._layer_map import layer_map_method
 
+_SQUARINGS = 8  # The Gram matrix raised to the 256th power: gap ratio r becomes r^256.
+_POWER_STEPS = 32  # Then power steps with that power: r^8192 (r = 0.999 leaves 3e-4).
+
+
+def _top_eigenvector(gram: jax.Array) -> jax.Array:
+    """The unit eigenvector of the largest eigenvalue of each [K, K] PSD matrix in `gram`
+    [N, K, K]; zero where a matrix is zero.
+
+    By repeated squaring and power steps, all batched matmuls: batched SVD and eigh run one
+    matrix at a time (a loop of LAPACK or cuSOLVER calls), 6-8x slower on 256 probes of the
+    CNN's last conv layer (2 CPU cores), 392 ms on an H200 at 256 probes.
+    """
+    def normalized(x, axes):
+        norm = jnp.sqrt(jnp.sum(x * x, axis=axes, keepdims=True))
+        return x / jnp.maximum(norm, jnp.finfo(x.dtype).tiny)
+
+    def matmul(a, b):
+        return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+    power = jax.lax.fori_loop(0, _SQUARINGS, lambda _, p: normalized(matmul(p, p), (1, 2)),
+                              normalized(gram, (1, 2)))
+    # The power is close to rank one, v v^T: its largest column is along v.
+    column = jnp.argmax(jnp.sum(power * power, axis=1), axis=-1)
+    v = jnp.take_along_axis(power, column[:, None, None], axis=2)
+    v = jax.lax.fori_loop(0, _POWER_STEPS, lambda _, v: normalized(matmul(power, v), (1,)),
+                          normalized(v, (1,)))
+    # Two steps with the matrix itself take off the rounding of the power.
+    v = normalized(matmul(gram, normalized(matmul(gram, v), (1,))), (1,))
+    return v[..., 0]
+
 
 def combine(activation: jax.Array, grads: jax.Array) -> jax.Array:
     del grads  # Unused: jit drops the backward pass.
@@ -28,8 +58,9 @@ def combine(activation: jax.Array, grads: jax.Array) -> jax.Array:
     flat = activation.reshape(n, h * w, k)
     mean = jnp.mean(flat, axis=1, keepdims=True)
     centred = flat - mean
-    _, _, vt = jnp.linalg.svd(centred, full_matrices=False)
-    top = vt[:, 0, :]  # [N, K]
+    # v_1 of A = U S V^T is the top eigenvector of A^T A.
+    top = _top_eigenvector(jnp.einsum("npk,npl->nkl", centred, centred,
+                                      precision=jax.lax.Precision.HIGHEST))  # [N, K]
     sign = jnp.where(jnp.sum(top * mean[:, 0, :], axis=-1) < 0, -1.0, 1.0)
     projection = jnp.einsum("npk,nk->np", centred, top * sign[:, None],
                             precision=jax.lax.Precision.HIGHEST)

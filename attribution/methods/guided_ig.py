@@ -31,7 +31,8 @@ import jax.numpy as jnp
 from numpy.typing import ArrayLike
 
 from attribution._checks import image_like, positive_int
-from attribution._chunked import target_logit_grad
+from attribution._chunked import split_batch, target_logit_grad
+from attribution._conv_layout import canonical_convs
 from attribution.classifier import Classifier
 from attribution.method import AttributionFn, Method
 
@@ -43,6 +44,28 @@ def _fraction(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
     return float(value)
+
+
+def _kth_smallest(values: jax.Array, k: int) -> jax.Array:
+    """The k-th smallest (from 0) of the non-negative floats `values` [D], exactly.
+
+    Bisection over the values' bit patterns (ordered as the values are, for non-negative
+    floats, infinity included): one counting pass per bit. On 2 CPU cores, 0.23 against 3.2 ms
+    for a sort of 32 x 784 values, 2.9 against 25 ms for 256 x 784.
+    """
+    int_type = {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[values.dtype.itemsize]
+    bits = jax.lax.bitcast_convert_type(values, int_type)
+
+    def halve(_, bounds):
+        low, high = bounds
+        middle = low + (high - low) // 2
+        enough = jnp.sum(bits <= middle) > k
+        return jnp.where(enough, low, middle + 1), jnp.where(enough, middle, high)
+
+    infinity = jax.lax.bitcast_convert_type(jnp.asarray(jnp.inf, values.dtype), int_type)
+    low, _ = jax.lax.fori_loop(0, 8 * values.dtype.itemsize - 1, halve,
+                               (jnp.zeros((), int_type), infinity))
+    return jax.lax.bitcast_convert_type(low, values.dtype)
 
 
 def _moves(x, attr, grad_actual, x_input, x_baseline, alpha_min, alpha_max, l1_target,
@@ -65,7 +88,10 @@ def _moves(x, attr, grad_actual, x_input, x_baseline, alpha_min, alpha_max, l1_t
             RELATIVE_TOLERANCE * jnp.maximum(jnp.abs(l1_target), jnp.abs(l1_current)),
             ABSOLUTE_TOLERANCE)
         grad = jnp.where(x == x_max, jnp.inf, grad)
-        threshold = jnp.sort(jnp.abs(grad))[rank]
+        # A GPU sorts in one kernel, where the bisection would be a kernel per bit.
+        threshold = jax.lax.platform_dependent(
+            jnp.abs(grad), cpu=lambda a: _kth_smallest(a, rank),
+            default=lambda a: jnp.sort(a)[rank])
         selected = (jnp.abs(grad) <= threshold) & (grad != jnp.inf) & ~close
         l1_selected = jnp.sum(jnp.abs(x - x_max) * selected)
         gamma = jnp.where(l1_selected > 0,
@@ -99,10 +125,12 @@ def make(classifier: Classifier, *, steps: int = 200, fraction: float = 0.25,
     fraction = _fraction(fraction, "fraction")
     max_dist = _fraction(max_dist, "max_dist")
     base = image_like(baseline, classifier.input_shape, "baseline")
+    # Each step's gradient is cut into passes and lanes as the gradient method's is.
+    gradient = split_batch(lambda variables, images, targets, key: target_logit_grad(
+        classifier, variables, images, targets))
 
     def attribute(variables: Any, images: jax.Array, targets: jax.Array,
                   key: jax.Array) -> jax.Array:
-        del key
         n = images.shape[0]
         x_input = images.reshape(n, -1)
         x_baseline = jnp.broadcast_to(jnp.asarray(base, images.dtype).reshape(-1), x_input.shape)
@@ -110,8 +138,7 @@ def make(classifier: Classifier, *, steps: int = 200, fraction: float = 0.25,
 
         def step(carry, index):
             x, attr = carry
-            grad = target_logit_grad(classifier, variables, x.reshape(images.shape),
-                                     targets).reshape(n, -1)
+            grad = gradient(variables, x.reshape(images.shape), targets, key).reshape(n, -1)
             alpha = (index + 1.0) / steps
             alpha_min = jnp.maximum(alpha - max_dist, 0.0)
             alpha_max = jnp.minimum(alpha + max_dist, 1.0)
@@ -121,7 +148,10 @@ def make(classifier: Classifier, *, steps: int = 200, fraction: float = 0.25,
             return (x, attr), None
 
         start = (x_baseline, jnp.zeros_like(x_input))
-        (_, attr), _ = jax.lax.scan(step, start, jnp.arange(steps, dtype=images.dtype))
+        # In a loop body XLA:CPU leaves the gradient's convolutions in a slow layout
+        # (`_conv_layout`): 2-3x slower steps.
+        (_, attr), _ = jax.lax.scan(canonical_convs(step), start,
+                                    jnp.arange(steps, dtype=images.dtype))
         return attr.reshape(images.shape).astype(jnp.float32)
 
     return attribute

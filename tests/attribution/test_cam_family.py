@@ -202,6 +202,21 @@ def test_eigen_cam_is_the_first_principal_component_and_ignores_the_target(gap_m
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("second", [0.5, 0.99, 0.999])
+def test_eigen_cam_top_eigenvector_matches_lapack_down_to_a_small_eigenvalue_gap(second):
+    from attribution.methods import eigen_cam
+    rng = np.random.default_rng(7)
+    basis = np.linalg.qr(rng.standard_normal((2, 64, 64)))[0]
+    values = np.sort(rng.uniform(0, 0.4, (2, 64)))[:, ::-1].copy()
+    values[:, :2] = [1.0, second]
+    gram = np.einsum("nik,nk,njk->nij", basis, values, basis)
+    top = np.asarray(eigen_cam._top_eigenvector(jnp.asarray(gram, jnp.float32)))
+    expected = np.linalg.eigh(gram)[1][:, :, -1]
+    np.testing.assert_allclose(np.abs(np.sum(top * expected, axis=-1)), 1.0, atol=1e-6)
+    # A dead layer (all activations equal) has a zero Gram matrix: no direction, a zero map.
+    assert not np.any(np.asarray(eigen_cam._top_eigenvector(jnp.zeros((1, 8, 8)))))
+
+
 @pytest.mark.parametrize("name", ["grad_cam_plus_plus", "hires_cam", "xgrad_cam", "layer_cam",
                                   "eigen_cam", "score_cam", "ablation_cam"])
 def test_unknown_layer_lists_the_valid_ones(gap_model, name):

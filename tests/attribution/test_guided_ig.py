@@ -86,3 +86,14 @@ def test_bad_options_name_the_bad_value(cnn):
     model, variables, _, _ = cnn
     with pytest.raises(ValueError, match=r"fraction must be a number in \[0, 1\]; got 1.5"):
         attribution.build("guided_ig", model, variables, SHAPE, fraction=1.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_kth_smallest_is_the_sorted_value_with_ties_zeros_and_infinities(dtype):
+    from attribution.methods.guided_ig import _kth_smallest
+    rng = np.random.default_rng(3)
+    values = np.abs(rng.standard_normal(300)).astype(dtype)
+    values[:40], values[40:80], values[80:90] = 0.0, values[200], np.inf
+    select = jax.jit(_kth_smallest, static_argnums=1)
+    for k in (0, 39, 40, 75, 150, 289, 290, 299):
+        assert select(jnp.asarray(values), k) == np.sort(values)[k], k
