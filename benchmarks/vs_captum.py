@@ -402,8 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "gpu":
         print(f"- GPU: ours on {runs['jax'][0]['device']}, Captum on "
               f"{runs['torch'][0]['device']}; both at full float32 (no TF32)")
+    pool = "XLA:CPU's thread pool" if args.device == "cpu" else "the host side"
     print(f"- ours: {runs['jax'][0]['version']}, {runs['jax'][0]['threads']} pinned cores "
-          f"(XLA:CPU's thread pool)")
+          f"({pool})")
     print(f"- peer: {runs['torch'][0]['version']}, torch threads "
           f"{runs['torch'][0]['threads']} (interop 1) on {runs['torch'][0]['cores']} pinned "
           f"cores")
