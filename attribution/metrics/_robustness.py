@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from attribution._conv_layout import canonical_convs
 from attribution.method import AttributionFn, example_keys
 from attribution.metrics._common import check_int, check_number
 
@@ -41,7 +42,8 @@ def over_samples(explain: AttributionFn, variables: Any, images: jax.Array, targ
         delta = jax.vmap(lambda k: noise(jax.random.fold_in(k, s), images.shape[1:]))(keys)
         return compare(delta, maps, explain(variables, images + delta, targets, key))
 
-    return jax.lax.map(sample, jnp.arange(num_samples))
+    # The loop body's convolutions in XLA:CPU's fast layouts (see `attribution._conv_layout`).
+    return jax.lax.map(canonical_convs(sample), jnp.arange(num_samples))
 
 
 def norms(values: jax.Array) -> jax.Array:
