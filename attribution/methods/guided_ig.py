@@ -10,10 +10,11 @@ strays more than `max_dist` (in path fraction) from the straight line. The map a
 `(x_new - x_old) * gradient(x_old)` over every move. This is PAIR saliency's algorithm
 (`GuidedIG`, its defaults 200 steps, fraction 0.25, max_dist 0.02) in float32 (the L1 target
 counts as met within 1e-6 relative, PAIR's float64 uses 1e-9; a step also ends when every
-feature has reached its limit), with every
-example's inner loop (`lax.while_loop`) run side by side; the steps are sequential, one
-batched gradient of the N probes each. With `max_dist=0` it is integrated gradients on the
-straight line with `steps` left Riemann points.
+feature has reached its limit), with every example's inner loop (`lax.while_loop`) run side
+by side; the steps are sequential, one gradient of the N probes each (cut into passes and
+lanes as the gradient method's, its convolutions in XLA:CPU's fast layouts:
+`attribution/_conv_layout.py`). With `max_dist=0` it is integrated gradients on the straight
+line with `steps` left Riemann points.
 
 Options:
     steps: Path steps (sequential gradient passes).

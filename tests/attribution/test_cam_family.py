@@ -202,8 +202,10 @@ def test_eigen_cam_is_the_first_principal_component_and_ignores_the_target(gap_m
                                atol=1e-5)
 
 
-@pytest.mark.parametrize("second", [0.5, 0.99, 0.999])
-def test_eigen_cam_top_eigenvector_matches_lapack_down_to_a_small_eigenvalue_gap(second):
+# At a 0.1% gap float32 itself pins the eigenvector only to about 1e-4 (its rounding / the gap).
+@pytest.mark.parametrize("second, tolerance", [(0.5, 1e-6), (0.99, 1e-6), (0.999, 3e-4)])
+def test_eigen_cam_top_eigenvector_matches_lapack_down_to_a_small_eigenvalue_gap(second,
+                                                                                 tolerance):
     from attribution.methods import eigen_cam
     rng = np.random.default_rng(7)
     basis = np.linalg.qr(rng.standard_normal((2, 64, 64)))[0]
@@ -212,7 +214,8 @@ def test_eigen_cam_top_eigenvector_matches_lapack_down_to_a_small_eigenvalue_gap
     gram = np.einsum("nik,nk,njk->nij", basis, values, basis)
     top = np.asarray(eigen_cam._top_eigenvector(jnp.asarray(gram, jnp.float32)))
     expected = np.linalg.eigh(gram)[1][:, :, -1]
-    np.testing.assert_allclose(np.abs(np.sum(top * expected, axis=-1)), 1.0, atol=1e-6)
+    expected *= np.sign(np.sum(top * expected, axis=-1, keepdims=True))
+    np.testing.assert_allclose(top, expected, atol=tolerance)
     # A dead layer (all activations equal) has a zero Gram matrix: no direction, a zero map.
     assert not np.any(np.asarray(eigen_cam._top_eigenvector(jnp.zeros((1, 8, 8)))))
 
