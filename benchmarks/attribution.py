@@ -327,16 +327,22 @@ def _run_rows(rows: list[dict], one_process: bool):
     """Yields each row's measurements (or {"error": ...}) as its child reports it."""
     batches = [{"batch": rows}] if one_process else [{"batch": [row]} for row in rows]
     for spec in batches:
-        with subprocess.Popen(
+        # stderr to a file: a child that logs much (XLA's warnings on a GPU) cannot fill a pipe
+        # nobody reads while the rows are streamed from stdout.
+        with tempfile.TemporaryFile("w+") as errors, subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+                stdout=subprocess.PIPE, stderr=errors, text=True) as child:
             reported = 0
             for line in child.stdout:
                 if line.startswith("{"):
                     reported += 1
                     yield json.loads(line)
-            error = (child.stderr.read().strip().splitlines() or ["?"])[-1][:80]
-        yield from ({"error": error} for _ in range(len(spec["batch"]) - reported))
+            child.wait()
+            errors.seek(0)
+            last = (errors.read().strip().splitlines() or ["?"])[-1][:80]
+        for missing in range(len(spec["batch"]) - reported):
+            yield {"error": f"exit {child.returncode}: {last}" if missing == 0
+                   else "not run: the child process had stopped"}
 
 
 def _print_peak(methods: list[str], n: int, params_path: str, probes_path: str,

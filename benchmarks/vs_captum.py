@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     probes_n = [int(n) for n in args.probes.split(",")]
     methods = args.methods.split(",")
     if args.device == "cpu":
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")  # Children inherit it.
+        os.environ["JAX_PLATFORMS"] = "cpu"  # Children inherit it.
     else:
         # The parent keeps its training state while each child takes the GPU in turn.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
