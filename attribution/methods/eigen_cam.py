@@ -60,17 +60,19 @@ def _top_eigenvector(gram: jax.Array) -> jax.Array:
 
 def _top_right_singular_vector(a: jax.Array) -> jax.Array:
     """v_1 of each A = U S V^T in `a` [N, P, K], unit length ([N, K]; zero for A = 0)."""
-    # The direction does not depend on A's scale; the Gram matrices' entries then stay in
-    # float32's range (their sums of squares neither underflow nor overflow).
-    scale = jnp.max(jnp.abs(a), axis=(1, 2), keepdims=True)
-    a = a / jnp.where(scale > 0, scale, 1.0)
-    transposed = jnp.swapaxes(a, 1, 2)
-    if a.shape[1] < a.shape[2]:
-        # Fewer positions than channels: the smaller Gram matrix A A^T, whose top
-        # eigenvector u gives v_1 = A^T u / |A^T u| (squaring costs D^3).
-        return _normalized(_matmul(transposed, _top_eigenvector(_matmul(a, transposed))
-                                   [..., None]), (1,))[..., 0]
-    return _top_eigenvector(_matmul(transposed, a))
+    wide = a.shape[1] < a.shape[2]
+    # Fewer positions than channels: the smaller Gram matrix A A^T, whose top eigenvector u
+    # gives v_1 = A^T u / |A^T u| (squaring costs D^3).
+    gram = jnp.einsum("npk,nqk->npq" if wide else "npk,npl->nkl", a, a,
+                      precision=jax.lax.Precision.HIGHEST)
+    # The direction does not depend on A's scale: at unit maximum the squarings' sums of
+    # squares neither underflow nor overflow.
+    scale = jnp.max(jnp.abs(gram), axis=(1, 2), keepdims=True)
+    top = _top_eigenvector(gram / jnp.where(scale > 0, scale, 1.0))
+    if wide:
+        return _normalized(jnp.einsum("npk,np->nk", a, top,
+                                      precision=jax.lax.Precision.HIGHEST), (1,))
+    return top
 
 
 def combine(activation: jax.Array, grads: jax.Array) -> jax.Array:
