@@ -89,11 +89,12 @@ def _moves(x, attr, grad_actual, x_input, x_baseline, alpha_min, alpha_max, l1_t
             RELATIVE_TOLERANCE * jnp.maximum(jnp.abs(l1_target), jnp.abs(l1_current)),
             ABSOLUTE_TOLERANCE)
         grad = jnp.where(x == x_max, jnp.inf, grad)
+        magnitude = jnp.abs(grad)
         # A GPU sorts in one kernel, where the bisection would be a kernel per bit.
         threshold = jax.lax.platform_dependent(
-            jnp.abs(grad), cpu=lambda a: _kth_smallest(a, rank),
+            magnitude, cpu=lambda a: _kth_smallest(a, rank),
             default=lambda a: jnp.sort(a)[rank])
-        selected = (jnp.abs(grad) <= threshold) & (grad != jnp.inf) & ~close
+        selected = (magnitude <= threshold) & (grad != jnp.inf) & ~close
         l1_selected = jnp.sum(jnp.abs(x - x_max) * selected)
         gamma = jnp.where(l1_selected > 0,
                           (l1_current - l1_target) / jnp.where(l1_selected > 0, l1_selected, 1.0),
