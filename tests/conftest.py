@@ -197,6 +197,55 @@ def _trained_once_per_session(name, mnist, tmp_path_factory, worker_id, **traini
         return model, variables
 
 
+def _shared_folder(tmp_path_factory, worker_id) -> pathlib.Path:
+    """The session's temp folder every worker sees (pytest-xdist: the one above a worker's)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+def _tiny_run(config_file: str, folder: pathlib.Path) -> dict:
+    """Trains `configs/<config_file>:tiny` end to end in `folder/<name>` (the run's name in
+    TensorBoard is its folder's) and records what only the returned state knows."""
+    from tests.trainer.test_train import CONFIG_DIR, TINY_RUN_IMAGES, load_config
+    from trainer import train
+
+    workdir = folder / pathlib.Path(config_file).stem
+    state = train.train_and_evaluate(load_config(CONFIG_DIR / config_file), str(workdir))
+    logits, _ = state.apply_fn(state.params, state.batch_stats, TINY_RUN_IMAGES, False,
+                               state.dropout_key)
+    np.savez(folder / "state.npz", step=int(state.step), logits=np.asarray(logits))
+    return {"workdir": workdir, "step": int(state.step), "logits": np.asarray(logits)}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, worker_id):
+    """`tiny_run("cnn_gap.py")`: a config's tiny variant trained end to end once per session.
+
+    Returns {"workdir", "step", "logits"}: the run's folder (read it, never write it), the
+    trained state's step and its evaluation-mode logits on test_train.py's `TINY_RUN_IMAGES`.
+    The first worker that asks trains it; the others read the folder it left (test_train.py's
+    config runs and the TensorBoard server's test share cnn_gap's: 10-15 s of training and
+    compiling, saved).
+    """
+    done = {}
+
+    def run(config_file: str) -> dict:
+        if config_file not in done:
+            folder = _shared_folder(tmp_path_factory, worker_id) / "tiny_runs" / config_file
+            folder.mkdir(parents=True, exist_ok=True)
+            with filelock.FileLock(f"{folder}.lock"):
+                if (folder / "state.npz").exists():
+                    with np.load(folder / "state.npz") as saved:
+                        done[config_file] = {"workdir": folder / pathlib.Path(config_file).stem,
+                                             "step": int(saved["step"]),
+                                             "logits": saved["logits"]}
+                else:
+                    done[config_file] = _tiny_run(config_file, folder)
+        return done[config_file]
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def trained_cnn(mnist, tmp_path_factory, worker_id):
     """(CNN, variables) trained for 2 epochs on the real training digits."""

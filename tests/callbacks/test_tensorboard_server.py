@@ -53,12 +53,12 @@ STEPS_PER_EPOCH = 8  # The tiny variant: 512 digits, batch 64.
 
 
 @pytest.fixture(scope="module")
-def trained_workdir(tmp_path_factory):
-    """A tiny cnn_gap run (every method applies) with the attribution callback, 2 epochs."""
-    workdir = tmp_path_factory.mktemp("runs") / RUN
-    config = load_config(CONFIG_DIR / "cnn_gap.py")
-    train.train_and_evaluate(config, str(workdir))
-    return workdir, config
+def trained_workdir(tiny_run):
+    """A tiny cnn_gap run (every method applies) with the attribution callback, 2 epochs: the
+    session's, which tests/trainer/test_train.py checks too."""
+    workdir = tiny_run("cnn_gap.py")["workdir"]
+    assert workdir.name == RUN  # TensorBoard names the run after its folder.
+    return workdir, load_config(CONFIG_DIR / "cnn_gap.py")
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ from trainer import verdict as verdict_command
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
 EPOCH_SCALARS = {"loss/train", "accuracy/train", "loss/eval", "accuracy/eval"}
+# Eight fixed images on which a tiny run's trained state gives its evaluation-mode logits.
+TINY_RUN_IMAGES = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
 
 
 def load_config(path: pathlib.Path, arg: str | None = "tiny"):
@@ -73,12 +75,13 @@ def test_every_config_is_locked(path, variant):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", DISTINCT_CONFIG_FILES, ids=[p.stem for p in DISTINCT_CONFIG_FILES])
-def test_config_small_variant_trains_end_to_end(path, tmp_path):
+def test_config_small_variant_trains_end_to_end(path, tiny_run):
     config = load_config(path)
-    state = train.train_and_evaluate(config, str(tmp_path))
+    run = tiny_run(path.name)  # Trained once per session (TensorBoard's test reads cnn_gap's).
+    workdir = run["workdir"]
     steps_per_epoch = config.data.max_train_examples // config.batch_size
-    assert int(state.step) == config.num_epochs * steps_per_epoch
-    logged = scalars(tmp_path)
+    assert run["step"] == config.num_epochs * steps_per_epoch
+    logged = scalars(workdir)
     assert EPOCH_SCALARS <= set(logged)
     for tag in EPOCH_SCALARS:  # At the global step of each epoch's end.
         assert [step for step, _ in logged[tag]] == [
@@ -93,7 +96,7 @@ def test_config_small_variant_trains_end_to_end(path, tmp_path):
         0, *schedule.firings(config.num_epochs, steps_per_epoch)]
     # The sanity callback wrote its verdict table at every firing (the command prints the last).
     sanity_steps = sorted(s for s, _ in logged["timing/sanity_ms"])
-    verdicts = event_files.texts(str(tmp_path), "sanity/verdict")
+    verdicts = event_files.texts(str(workdir), "sanity/verdict")
     assert sanity_steps and sorted(verdicts) == sanity_steps
     last = verdicts[sanity_steps[-1]]
     assert last.startswith(f"**Verdict at step {sanity_steps[-1]}**")
@@ -102,19 +105,16 @@ def test_config_small_variant_trains_end_to_end(path, tmp_path):
         cells = row.strip("| ").split(" | ")[1:]
         assert len(cells) == 6 and all(c == "n.a." or c.split()[1] in ("pass", "fail")
                                        for c in cells), row
-    assert verdict_command.main(str(tmp_path)) == last
-    assert len(os.listdir(tmp_path / "checkpoints")) >= 1
-    assert any(tag.startswith("config") for tag in tensor_tags(tmp_path))
+    assert verdict_command.main(str(workdir)) == last
+    assert len(os.listdir(workdir / "checkpoints")) >= 1
+    assert any(tag.startswith("config") for tag in tensor_tags(workdir))
     # The last checkpoint gives the engine the trained model (linen or NNX, BatchNorm
     # statistics included), which computes the trainer's own evaluation-mode logits.
-    variables, epoch = compare_runs.restore_final(config, str(tmp_path), (28, 28, 1))
+    variables, epoch = compare_runs.restore_final(config, str(workdir), (28, 28, 1))
     assert epoch == config.num_epochs
-    images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
     classifier = attribution.as_classifier(
         models.create_model(config.model, seed=config.seed), variables, (28, 28, 1))
-    trainer_logits, _ = state.apply_fn(state.params, state.batch_stats, images, False,
-                                       state.dropout_key)
-    np.testing.assert_allclose(classifier.logits(variables, images), trainer_logits,
+    np.testing.assert_allclose(classifier.logits(variables, TINY_RUN_IMAGES), run["logits"],
                                rtol=1e-5, atol=1e-5)
 
 
