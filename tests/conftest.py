@@ -203,18 +203,16 @@ def _shared_folder(tmp_path_factory, worker_id) -> pathlib.Path:
     return base if worker_id == "master" else base.parent
 
 
-def _tiny_run(config_file: str, folder: pathlib.Path) -> dict:
-    """Trains `configs/<config_file>:tiny` end to end in `folder/<name>` (the run's name in
-    TensorBoard is its folder's) and records what only the returned state knows."""
+def _tiny_run(config_file: str, workdir: pathlib.Path, saved: pathlib.Path) -> None:
+    """Trains `configs/<config_file>:tiny` end to end in `workdir` and writes to `saved` what
+    only the returned state knows (last, so that its presence means the run is complete)."""
     from tests.trainer.test_train import CONFIG_DIR, TINY_RUN_IMAGES, load_config
     from trainer import train
 
-    workdir = folder / pathlib.Path(config_file).stem
     state = train.train_and_evaluate(load_config(CONFIG_DIR / config_file), str(workdir))
     logits, _ = state.apply_fn(state.params, state.batch_stats, TINY_RUN_IMAGES, False,
                                state.dropout_key)
-    np.savez(folder / "state.npz", step=int(state.step), logits=np.asarray(logits))
-    return {"workdir": workdir, "step": int(state.step), "logits": np.asarray(logits)}
+    np.savez(saved, step=int(state.step), logits=np.asarray(logits))
 
 
 @pytest.fixture(scope="session")
@@ -232,15 +230,15 @@ def tiny_run(tmp_path_factory, worker_id):
     def run(config_file: str) -> dict:
         if config_file not in done:
             folder = _shared_folder(tmp_path_factory, worker_id) / "tiny_runs" / config_file
+            # The workdir's own folder: TensorBoard names the run after it.
+            workdir, saved = folder / pathlib.Path(config_file).stem, folder / "state.npz"
             folder.mkdir(parents=True, exist_ok=True)
             with filelock.FileLock(f"{folder}.lock"):
-                if (folder / "state.npz").exists():
-                    with np.load(folder / "state.npz") as saved:
-                        done[config_file] = {"workdir": folder / pathlib.Path(config_file).stem,
-                                             "step": int(saved["step"]),
-                                             "logits": saved["logits"]}
-                else:
-                    done[config_file] = _tiny_run(config_file, folder)
+                if not saved.exists():
+                    _tiny_run(config_file, workdir, saved)
+                with np.load(saved) as state:
+                    done[config_file] = {"workdir": workdir, "step": int(state["step"]),
+                                         "logits": state["logits"]}
         return done[config_file]
 
     return run
